@@ -1,0 +1,72 @@
+"""The hardware table: the one place that knows what each `hardware` value means.
+
+Validation (memory range, deprecation), BentoML `resources`, the Kubernetes GPU request and node
+selector, the CUDA base image and size guidance are all read from `HARDWARE` below. A new GPU is
+one row.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Optional
+
+
+class Hardware(str, enum.Enum):
+    """Spelled as in the Cerebrium seed document (`hardware.CPU ... hardware.A100`)."""
+
+    CPU = "CPU"
+    GPU = "GPU"  # deprecated: a T4
+    A10 = "A10"  # deprecated
+    TURING_4000 = "TURING_4000"
+    TURING_5000 = "TURING_5000"
+    AMPERE_A4000 = "AMPERE_A4000"
+    AMPERE_A5000 = "AMPERE_A5000"
+    AMPERE_A6000 = "AMPERE_A6000"
+    A100 = "A100"
+    AMPERE_A100 = "A100"  # alias: the same member as A100
+    L4 = "L4"
+    L40S = "L40S"
+    H100 = "H100"
+    H200 = "H200"
+
+    def __str__(self) -> str:  # so f-strings and YAML show "A100", not "Hardware.A100"
+        return self.value
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    gpu: Optional[str]  # product name shown to people; None for CPU
+    vram_gb: int  # 0 for CPU
+    memory_max_gb: float  # upper bound of `memory` on this hardware (lower bound is 2.0 everywhere)
+    max_params_fp16_b: Optional[float]  # guidance: largest model (billions of parameters, FP16)
+    node_product_label: Optional[str]  # value of the `nvidia.com/gpu.product` node label
+    bentoml_gpu_type: Optional[str]  # BentoML `resources.gpu_type`
+    deprecated_use: Optional[Hardware] = None  # set when deprecated: what to use instead
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.gpu is not None
+
+
+MEMORY_MIN_GB = 2.0
+CUDA_VERSION = "12.4.1"  # CUDA base image version for every GPU row (bentofile `docker.cuda_version`)
+
+HARDWARE: dict[Hardware, HardwareSpec] = {
+    Hardware.CPU: HardwareSpec(None, 0, 256.0, None, None, None),
+    Hardware.GPU: HardwareSpec("T4", 16, 64.0, 7, "Tesla-T4", "nvidia-tesla-t4", Hardware.TURING_5000),
+    Hardware.A10: HardwareSpec("A10", 24, 128.0, 10, "NVIDIA-A10", "nvidia-a10g", Hardware.AMPERE_A5000),
+    Hardware.TURING_4000: HardwareSpec("RTX 4000", 8, 64.0, 3, "Quadro-RTX-4000", "nvidia-quadro-rtx-4000"),
+    Hardware.TURING_5000: HardwareSpec("RTX 5000", 16, 64.0, 7, "Quadro-RTX-5000", "nvidia-quadro-rtx-5000"),
+    Hardware.AMPERE_A4000: HardwareSpec("RTX A4000", 16, 64.0, 7, "NVIDIA-RTX-A4000", "nvidia-rtx-a4000"),
+    Hardware.AMPERE_A5000: HardwareSpec("RTX A5000", 24, 128.0, 10, "NVIDIA-RTX-A5000", "nvidia-rtx-a5000"),
+    Hardware.AMPERE_A6000: HardwareSpec("RTX A6000", 48, 256.0, 21, "NVIDIA-RTX-A6000", "nvidia-rtx-a6000"),
+    Hardware.A100: HardwareSpec("A100 40GB", 40, 256.0, 18, "NVIDIA-A100-SXM4-40GB", "nvidia-tesla-a100"),
+    Hardware.L4: HardwareSpec("L4", 24, 128.0, 10, "NVIDIA-L4", "nvidia-l4"),
+    Hardware.L40S: HardwareSpec("L40S", 48, 256.0, 21, "NVIDIA-L40S", "nvidia-l40s"),
+    Hardware.H100: HardwareSpec("H100 80GB", 80, 256.0, 38, "NVIDIA-H100-80GB-HBM3", "nvidia-h100-80gb"),
+    Hardware.H200: HardwareSpec("H200 141GB", 141, 256.0, 68, "NVIDIA-H200", "nvidia-h200-141gb"),
+}
+
+
+def spec(name: Hardware | str) -> HardwareSpec:
+    return HARDWARE[Hardware(name)]

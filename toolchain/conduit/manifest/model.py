@@ -1,0 +1,177 @@
+"""The manifest: the single source of truth for a deployment.
+
+`conduit.yaml` (via `conduit.manifest.loader`) and `Conduit(...)` (via `conduit.api`) both build a
+`Manifest`; everything downstream (render, build, targets) reads only this object. The JSON Schema
+in `conduit.schema.json` is generated from these classes (`conduit schema`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from conduit.hardware import Hardware
+from conduit.model_types import MODEL_TYPES, ModelType
+
+API_VERSION = "conduit/v1"
+PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$"
+HOOK_PATTERN = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Stage(BaseModel):
+    """One model in the flow. Artifact stages name a `path`; a Hugging Face stage names `task` and `model`."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+    model_type: ModelType = Field(description="How conduit loads and calls this model.", examples=["sklearn"])
+    path: Optional[str] = Field(
+        None,
+        description="The artifact, relative to the manifest file: a file, or a folder for spaCy.",
+        examples=["model.pkl"],
+    )
+    task: Optional[str] = Field(
+        None,
+        description="Hugging Face pipeline task (huggingface_pipeline only).",
+        examples=["text-classification"],
+    )
+    model: Optional[str] = Field(
+        None,
+        description="Hugging Face model: a local folder (relative to the manifest) or a hub id already in the local cache.",
+        examples=["hf_model"],
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for transformers.pipeline(...) (huggingface_pipeline only).",
+        examples=[{"top_k": None}],
+    )
+    pre: Optional[str] = Field(
+        None,
+        pattern=HOOK_PATTERN,
+        description="Hook run on the input before the model: `file.py:function`, relative to the manifest.",
+        examples=["hooks.py:to_features"],
+    )
+    post: Optional[str] = Field(
+        None,
+        pattern=HOOK_PATTERN,
+        description="Hook run on the model output: `file.py:function`, relative to the manifest.",
+        examples=["hooks.py:to_labels"],
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tuple_form(cls, value: Any) -> Any:
+        """Accept the seed's tuple form `[model_type, path]` (a third element may hold pre/post)."""
+        if isinstance(value, (list, tuple)) and 2 <= len(value) <= 3:
+            stage: dict[str, Any] = {"model_type": value[0], "path": value[1]}
+            if len(value) == 3 and isinstance(value[2], dict):
+                stage.update(value[2])
+            return stage
+        return value
+
+    @property
+    def is_huggingface(self) -> bool:
+        return self.model_type == ModelType.HUGGINGFACE_PIPELINE
+
+
+class Batching(BaseModel):
+    """Adaptive batching: concurrent requests are merged into one model call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int = Field(32, ge=1, le=4096, description="Most data points in one model call.")
+    max_latency_ms: int = Field(
+        10, ge=1, le=60000, description="Longest a request may wait for its batch to fill, in milliseconds."
+    )
+
+
+class Manifest(BaseModel):
+    """A conduit deployment: what to serve, on what hardware, and how to scale it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, title="conduit.yaml")
+
+    api_version: Literal["conduit/v1"] = Field(
+        API_VERSION, alias="apiVersion", description="Manifest format version.", examples=[API_VERSION]
+    )
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=20,
+        description="Deployment name: lowercase letters, digits and hyphens, at most 20 characters, "
+        "starting and ending with a letter or digit. One name, one endpoint.",
+        examples=["iris-classifier"],
+    )
+    flow: list[Stage] = Field(
+        min_length=1,
+        description="One stage, or a list of stages run in order in one process; each stage's output "
+        "feeds the next. A stage may be written `[model_type, path]`.",
+        examples=[[{"model_type": "sklearn", "path": "model.pkl"}]],
+    )
+    hardware: Optional[Hardware] = Field(
+        None,
+        description="Where the model runs. Defaults to CPU for sklearn, xgboost and spaCy flows and "
+        "AMPERE_A5000 for torch, ONNX and Hugging Face flows. GPU and A10 are deprecated.",
+        examples=["CPU"],
+    )
+    cpu: int = Field(2, ge=1, le=32, description="CPU cores per replica.", examples=[2])
+    memory: float = Field(
+        8.0, ge=2.0, le=256.0, description="Memory per replica in GB (upper bound depends on hardware).", examples=[8.0]
+    )
+    cooldown: int = Field(
+        60, ge=0, le=86400, description="Seconds idle before an inactive replica is scaled down.", examples=[60]
+    )
+    min_replicas: int = Field(0, ge=0, le=100, description="Replicas kept running; 0 scales to zero.", examples=[0])
+    max_replicas: int = Field(2, ge=1, le=100, description="Most replicas at once.", examples=[2])
+    requirements_file: Optional[str] = Field(
+        None,
+        description="A pip requirements file (relative to the manifest) installed into the deployment.",
+        examples=["requirements.txt"],
+    )
+    force_rebuild: bool = Field(False, description="Rebuild the bento even when nothing changed.", examples=[False])
+    python_version: Literal["3.9", "3.10", "3.11", "3.12", "3.13"] = Field(
+        "3.10",
+        description="Python of the deployment. 3.8 is refused: its support ended in September 2023.",
+        examples=["3.10"],
+    )
+    batching: Optional[Batching] = Field(
+        None, description="Opt-in adaptive batching of concurrent requests.", examples=[{"max_batch_size": 32, "max_latency_ms": 10}]
+    )
+
+    # Folder that relative paths resolve against: the manifest's folder, or the working directory
+    # for `Conduit(...)`. Not serialised.
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_stage(cls, value: Any) -> Any:
+        """`flow` may be one stage (mapping or tuple) instead of a list of stages."""
+        if isinstance(value, dict):
+            flow = value.get("flow")
+            if isinstance(flow, dict) or (
+                isinstance(flow, (list, tuple)) and flow and isinstance(flow[0], str)
+            ):
+                value = {**value, "flow": [flow]}
+        return value
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def with_base_dir(self, base_dir: Path | str) -> "Manifest":
+        self._base_dir = Path(base_dir).resolve()
+        return self
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the manifest, made absolute against the manifest's folder."""
+        return (self._base_dir / relative).resolve()
+
+    @property
+    def resolved_hardware(self) -> Hardware:
+        """The hardware asked for, or the default for the flow (a GPU if any stage wants one)."""
+        if self.hardware is not None:
+            return self.hardware
+        defaults = [MODEL_TYPES[stage.model_type].default_hardware for stage in self.flow]
+        return next((hw for hw in defaults if hw != Hardware.CPU), Hardware.CPU)
+
+
+StageInput = Union[Stage, tuple, list, dict]
