@@ -1,3 +1,18 @@
+"""The manifest: model (model.py), loading in phases (loader.py), YAML output (dump.py), JSON Schema (schema.py)."""
+from conduit.manifest.loader import MANIFEST_NAME, build, load, load_with_warnings, manifest_file
 from conduit.manifest.model import API_VERSION, Batching, Manifest, Stage
+from conduit.manifest.problems import ManifestInvalid, Problem
 
-__all__ = ["API_VERSION", "Batching", "Manifest", "Stage"]
+__all__ = [
+    "API_VERSION",
+    "Batching",
+    "MANIFEST_NAME",
+    "Manifest",
+    "ManifestInvalid",
+    "Problem",
+    "Stage",
+    "build",
+    "load",
+    "load_with_warnings",
+    "manifest_file",
+]

@@ -3,21 +3,60 @@
 `conduit.yaml` (via `conduit.manifest.loader`) and `Conduit(...)` (via `conduit.api`) both build a
 `Manifest`; everything downstream (render, build, targets) reads only this object. The JSON Schema
 in `conduit.schema.json` is generated from these classes (`conduit schema`).
+
+These classes check the shape of a manifest (types, ranges, names, unknown keys). What needs the
+file system or several fields at once (files exist, min <= max, memory fits the hardware) is
+checked by `conduit.manifest.semantics`, which `load()` and `Conduit(...)` both run.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Iterable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from conduit.hardware import Hardware
+from conduit.hardware import MEMORY_MIN_GB, Hardware
+from conduit.manifest.names import NAME_MAX, NAME_PATTERN
 from conduit.model_types import MODEL_TYPES, ModelType
 
 API_VERSION = "conduit/v1"
 PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$"
 HOOK_PATTERN = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"
+HOOK_KEYS = ("pre", "post")
+MEMORY_MAX_GB = 256.0  # the largest row of the hardware table; each row may allow less
+
+
+def is_stage_tuple(value: Any) -> bool:
+    """The seed's tuple form: `[model_type, path]`, optionally with `{pre: ..., post: ...}` third."""
+    if not isinstance(value, (list, tuple)) or not 2 <= len(value) <= 3 or not isinstance(value[0], str):
+        return False
+    return len(value) == 2 or (isinstance(value[2], dict) and set(value[2]) <= set(HOOK_KEYS))
+
+
+def stage_mapping(value: Any) -> Any:
+    """A stage as a mapping; anything that is not a tuple-form stage comes back unchanged."""
+    if not is_stage_tuple(value):
+        return value
+    stage: dict[str, Any] = {"model_type": value[0], "path": value[1]}
+    if len(value) == 3:
+        stage.update(value[2])
+    return stage
+
+
+def is_single_stage(flow: Any) -> bool:
+    """`flow:` holding one stage (a mapping or a tuple) rather than a list of stages."""
+    return isinstance(flow, dict) or is_stage_tuple(flow)
+
+
+def stage_list(flow: Any) -> Any:
+    """`flow` as a list of stages; anything that is neither one stage nor a list comes back unchanged."""
+    return [flow] if is_single_stage(flow) else flow
+
+
+def default_hardware(model_types: Iterable[ModelType]) -> Hardware:
+    """CPU unless some stage wants a GPU (torch, ONNX, Hugging Face): then that stage's default."""
+    defaults = [MODEL_TYPES[model_type].default_hardware for model_type in model_types]
+    return next((hardware for hardware in defaults if hardware != Hardware.CPU), Hardware.CPU)
 
 
 class Stage(BaseModel):
@@ -28,7 +67,8 @@ class Stage(BaseModel):
     model_type: ModelType = Field(description="How conduit loads and calls this model.", examples=["sklearn"])
     path: Optional[str] = Field(
         None,
-        description="The artifact, relative to the manifest file: a file, or a folder for spaCy.",
+        description="The artifact, relative to the manifest file: a file, or a folder for spaCy. "
+        "Not used by huggingface_pipeline.",
         examples=["model.pkl"],
     )
     task: Optional[str] = Field(
@@ -38,7 +78,8 @@ class Stage(BaseModel):
     )
     model: Optional[str] = Field(
         None,
-        description="Hugging Face model: a local folder (relative to the manifest) or a hub id already in the local cache.",
+        description="Hugging Face model (huggingface_pipeline only): a local folder relative to the "
+        "manifest, or a hub id already in the local Hugging Face cache.",
         examples=["hf_model"],
     )
     options: dict[str, Any] = Field(
@@ -62,13 +103,7 @@ class Stage(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _tuple_form(cls, value: Any) -> Any:
-        """Accept the seed's tuple form `[model_type, path]` (a third element may hold pre/post)."""
-        if isinstance(value, (list, tuple)) and 2 <= len(value) <= 3:
-            stage: dict[str, Any] = {"model_type": value[0], "path": value[1]}
-            if len(value) == 3 and isinstance(value[2], dict):
-                stage.update(value[2])
-            return stage
-        return value
+        return stage_mapping(value)
 
     @property
     def is_huggingface(self) -> bool:
@@ -80,9 +115,13 @@ class Batching(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: int = Field(32, ge=1, le=4096, description="Most data points in one model call.")
+    max_batch_size: int = Field(32, ge=1, le=4096, description="Most data points in one model call.", examples=[32])
     max_latency_ms: int = Field(
-        10, ge=1, le=60000, description="Longest a request may wait for its batch to fill, in milliseconds."
+        10,
+        ge=1,
+        le=60000,
+        description="Longest a request may wait for its batch to fill, in milliseconds.",
+        examples=[10],
     )
 
 
@@ -96,9 +135,9 @@ class Manifest(BaseModel):
     )
     name: str = Field(
         pattern=NAME_PATTERN,
-        max_length=20,
+        max_length=NAME_MAX,
         description="Deployment name: lowercase letters, digits and hyphens, at most 20 characters, "
-        "starting and ending with a letter or digit. One name, one endpoint.",
+        "starting with a letter and ending with a letter or digit (DNS-safe). One name, one endpoint.",
         examples=["iris-classifier"],
     )
     flow: list[Stage] = Field(
@@ -115,7 +154,11 @@ class Manifest(BaseModel):
     )
     cpu: int = Field(2, ge=1, le=32, description="CPU cores per replica.", examples=[2])
     memory: float = Field(
-        8.0, ge=2.0, le=256.0, description="Memory per replica in GB (upper bound depends on hardware).", examples=[8.0]
+        8.0,
+        ge=MEMORY_MIN_GB,
+        le=MEMORY_MAX_GB,
+        description="Memory per replica in GB; the upper bound depends on the hardware.",
+        examples=[8.0],
     )
     cooldown: int = Field(
         60, ge=0, le=86400, description="Seconds idle before an inactive replica is scaled down.", examples=[60]
@@ -130,27 +173,34 @@ class Manifest(BaseModel):
     force_rebuild: bool = Field(False, description="Rebuild the bento even when nothing changed.", examples=[False])
     python_version: Literal["3.9", "3.10", "3.11", "3.12", "3.13"] = Field(
         "3.10",
-        description="Python of the deployment. 3.8 is refused: its support ended in September 2023.",
+        description='Python of the deployment, as a string ("3.10"). 3.8 is refused: its support '
+        "ended in September 2023.",
         examples=["3.10"],
     )
     batching: Optional[Batching] = Field(
-        None, description="Opt-in adaptive batching of concurrent requests.", examples=[{"max_batch_size": 32, "max_latency_ms": 10}]
+        None,
+        description="Opt-in adaptive batching of concurrent requests.",
+        examples=[{"max_batch_size": 32, "max_latency_ms": 10}],
     )
 
     # Folder that relative paths resolve against: the manifest's folder, or the working directory
-    # for `Conduit(...)`. Not serialised.
+    # for `Conduit(...)`. Not serialised; part of equality (same text, other folder = other files).
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @model_validator(mode="before")
     @classmethod
     def _single_stage(cls, value: Any) -> Any:
         """`flow` may be one stage (mapping or tuple) instead of a list of stages."""
-        if isinstance(value, dict):
-            flow = value.get("flow")
-            if isinstance(flow, dict) or (
-                isinstance(flow, (list, tuple)) and flow and isinstance(flow[0], str)
-            ):
-                value = {**value, "flow": [flow]}
+        if isinstance(value, dict) and is_single_stage(value.get("flow")):
+            value = {**value, "flow": stage_list(value["flow"])}
+        return value
+
+    @field_validator("hardware", mode="before")
+    @classmethod
+    def _hardware_alias(cls, value: Any) -> Any:
+        """Accept member names too, so the seed's alias `AMPERE_A100` means `A100`."""
+        if isinstance(value, str) and value in Hardware.__members__:
+            return Hardware[value].value
         return value
 
     @property
@@ -170,8 +220,4 @@ class Manifest(BaseModel):
         """The hardware asked for, or the default for the flow (a GPU if any stage wants one)."""
         if self.hardware is not None:
             return self.hardware
-        defaults = [MODEL_TYPES[stage.model_type].default_hardware for stage in self.flow]
-        return next((hw for hw in defaults if hw != Hardware.CPU), Hardware.CPU)
-
-
-StageInput = Union[Stage, tuple, list, dict]
+        return default_hardware(stage.model_type for stage in self.flow)

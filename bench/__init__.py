@@ -1,0 +1,1 @@
+"""conduit's benchmark harness: `python -m bench --quick` (see bench/README.md)."""

@@ -1,0 +1,203 @@
+"""`python -m bench [--quick|--full]`: conduit against its peers, interleaved, on 127.0.0.1.
+
+Every contender is started once (its launch-to-ready time is its cold start), checked against the
+in-process result, then loaded in rounds: for each round, model and scenario the contenders take
+turns, in an order rotated every round, so a noisy neighbour hurts them alike and the ratios stay
+fair. Results: a table on stdout, bench/results/<stamp>.json and .png (and latest.json/.png).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench import report
+from bench.conduit_adapter import ConduitEndpoint, strategy
+from bench.contenders import BentoMLPeer, Contender, MLServerPeer
+from bench.load import run_wrk, wrk_path
+from bench.models import BenchModel, make_models, time_in_process
+
+SCENARIOS = {"seq": 1, "c8": 8, "c32": 32}
+BATCHING = {"max_batch_size": 32, "max_latency_ms": 10}
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Plan:
+    mode: str
+    seconds: float
+    rounds: int
+    models: list[str]
+    in_process_calls: int
+    mlserver: bool = True
+    conduit: bool = True
+
+    def estimate_s(self, contenders: int) -> float:
+        return self.rounds * contenders * len(SCENARIOS) * (self.seconds + 0.3)
+
+
+MODES = {
+    "quick": dict(seconds=2, rounds=1, in_process_calls=300),
+    "full": dict(seconds=6, rounds=3, in_process_calls=3000),
+}
+
+
+def parse_args(argv: list[str] | None) -> tuple[Plan, Path]:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="about 90 s (default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="3 rounds of 6 s per cell")
+    parser.add_argument("--seconds", type=float, help="load duration of one cell (overrides the mode)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (overrides the mode)")
+    parser.add_argument("--models", default="iris,mlp", help="comma list of: iris, mlp")
+    parser.add_argument("--no-mlserver", action="store_true", help="leave MLServer out")
+    parser.add_argument("--no-conduit", action="store_true", help="leave conduit out (peers only)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for JSON and PNG")
+    args = parser.parse_args(argv)
+    settings = dict(MODES[args.mode or "quick"])
+    settings.update({k: v for k, v in (("seconds", args.seconds), ("rounds", args.rounds)) if v})
+    plan = Plan(args.mode or "quick", models=args.models.split(","), mlserver=not args.no_mlserver,
+                conduit=not args.no_conduit, **settings)
+    return plan, args.out
+
+
+def contenders_for(model: BenchModel, plan: Plan, work: Path, notes: list[str]) -> list[Contender]:
+    chosen: list[Contender] = []
+    if plan.conduit and strategy() is not None:
+        chosen.append(ConduitEndpoint(model, work))
+        if model.key == "mlp":
+            batched = ConduitEndpoint(model, work, batching=BATCHING)
+            batched.scenarios = ("c32",)
+            chosen.append(batched)
+    elif plan.conduit:
+        notes.append("conduit has neither `conduit apply` nor conduit.render: conduit left out")
+    chosen.append(BentoMLPeer(model, work))
+    if plan.mlserver and model.key == "iris":
+        if MLServerPeer.available():
+            chosen += [MLServerPeer(model, work, 0), MLServerPeer(model, work, 1)]
+        else:
+            notes.append("bench/.venv-mlserver missing (run bash bench/setup.sh): MLServer left out")
+    return chosen
+
+
+def start_all(contenders: dict[str, list[Contender]], stack: contextlib.ExitStack, notes: list[str]) -> list[dict]:
+    """Start one at a time (so cold starts do not overlap); drop any that fails, with a note."""
+    cold: list[dict] = []
+    for key, group in contenders.items():
+        for contender in list(group):
+            try:
+                ready_s = contender.start()
+            except Exception as error:  # one broken contender must not cost the others' figures
+                notes.append(f"{key}/{contender.label} did not start: {error}")
+                contender.stop()
+                group.remove(contender)
+                continue
+            stack.callback(contender.stop)
+            cold += cold_start_entries(key, contender, ready_s)
+    return cold
+
+
+def cold_start_entries(key: str, contender: Contender, ready_s: float) -> list[dict]:
+    if isinstance(contender, ConduitEndpoint):
+        what = "conduit apply -> first prediction" if contender.strategy == "apply" else "render + serve -> first prediction"
+        return [{"model": key, "contender": contender.label, "what": what, "seconds": round(contender.first_prediction_s, 3)}]
+    what = "bare bentoml serve -> /readyz" if isinstance(contender, BentoMLPeer) else "mlserver start -> model ready"
+    return [{"model": key, "contender": contender.label, "what": what, "seconds": round(ready_s, 3)}]
+
+
+def check_results(model: BenchModel, contenders: list[Contender], notes: list[str]) -> None:
+    expected = np.asarray(model.predict([model.row]), dtype=float)
+    for contender in contenders:
+        got = np.asarray(contender.predict_once(), dtype=float)
+        if got.shape != expected.shape or not np.allclose(got, expected, atol=1e-4):
+            notes.append(f"{model.key}/{contender.label} answered {got.tolist()!r:.120}, expected {expected.tolist()!r:.120}")
+
+
+def measure(plan: Plan, models: dict[str, BenchModel], contenders: dict[str, list[Contender]]) -> list[dict]:
+    samples = []
+    for round_index in range(plan.rounds):
+        for key, group in contenders.items():
+            for scenario, clients in SCENARIOS.items():
+                turn = [c for c in group if c.scenarios is None or scenario in c.scenarios]
+                shift = round_index % max(len(turn), 1)
+                for contender in turn[shift:] + turn[:shift]:
+                    result = run_wrk(contender.url, contender.body, clients, plan.seconds, contender.auth)
+                    samples.append({"model": key, "scenario": scenario, "contender": contender.label,
+                                    "round": round_index, **result.to_json()})
+                    print(f"  {key:5} {scenario:4} {contender.label:14} {result.rps:8.1f} req/s  "
+                          f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
+                          flush=True)
+    return samples
+
+
+def reapply_entries(contenders: dict[str, list[Contender]]) -> list[dict]:
+    entries = []
+    for key, group in contenders.items():
+        for contender in group:
+            if isinstance(contender, ConduitEndpoint):
+                seconds = contender.reapply()
+                if seconds is not None:
+                    entries.append({"model": key, "contender": contender.label,
+                                    "what": "conduit apply again, nothing changed", "seconds": round(seconds, 3)})
+    return entries
+
+
+def run(plan: Plan, out: Path) -> dict:
+    wrk_path()
+    notes: list[str] = []
+    meta = {"mode": plan.mode, "seconds": plan.seconds, "rounds": plan.rounds,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpus": os.cpu_count(),
+            "loadavg_before": os.getloadavg(), "python": platform.python_version(),
+            "conduit_strategy": strategy() if plan.conduit else None,
+            "host_note": "shared 2-core host: absolute figures are noisy; compare ratios from one run"}
+    with tempfile.TemporaryDirectory(prefix="conduit-bench-") as folder, contextlib.ExitStack() as stack:
+        work = Path(folder)
+        models = make_models(plan.models, work / "models")
+        contenders = {key: contenders_for(model, plan, work, notes) for key, model in models.items()}
+        total = sum(len(g) for g in contenders.values())
+        print(f"bench {plan.mode}: {total} servers, about {plan.estimate_s(total):.0f} s of load", flush=True)
+        cold = start_all(contenders, stack, notes)
+        for key, model in models.items():
+            check_results(model, contenders[key], notes)
+        in_process = {f"{key}:1 row": time_in_process(m, plan.in_process_calls) for key, m in models.items()}
+        if "mlp" in models:
+            in_process["mlp:32 rows"] = time_in_process(models["mlp"], max(plan.in_process_calls // 10, 5), rows=32)
+        samples = measure(plan, models, contenders)
+        cold += reapply_entries(contenders)
+    rows = report.aggregate(samples)
+    reference = "conduit" if any(r["contender"] == "conduit" for r in rows) else "bentoml"
+    report.add_ratios(rows, reference)
+    meta["loadavg_after"] = os.getloadavg()
+    document = {"meta": meta, "reference": reference, "rows": rows, "samples": samples,
+                "in_process": in_process, "cold_start": cold, "notes": notes}
+    save(document, out)
+    return document
+
+
+def save(document: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = document["meta"]["started"].replace(":", "")
+    for name in (stamp, "latest"):
+        report.write_json(document, out / f"{name}.json")
+        report.write_chart(document, out / f"{name}.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    plan, out = parse_args(argv)
+    document = run(plan, out)
+    print()
+    print(report.table(document))
+    print(f"\nwrote {out}/latest.json and latest.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Rendered Kubernetes manifests: every hardware row and flavour validates against the real schemas
+(Kubernetes core via kubernetes-validate, strict; KServe via the CRD's openAPIV3Schema, closed to
+unknown fields as the API server's strict field validation is), and carries the manifest's values."""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from conftest import HARDWARE_ROWS, bad_labels, kserve_errors, kubernetes_errors, make_manifest, parse
+from kserve_schema import SCHEMA_COPY, SHARED_CRD, extract_v1beta1
+
+from conduit.errors import UsageError
+from conduit.hardware import HARDWARE, Hardware
+from conduit.targets.kubernetes import render_manifests, render_to
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(REPO.glob("examples/*/conduit.yaml"))
+KEY_HASH = hashlib.sha256(b"test-key").hexdigest()
+
+
+def _render(manifest, flavor="serverless", **kwargs) -> dict[str, dict]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated rows are tested on their own
+        return {name: parse(text) for name, text in render_manifests(manifest, flavor, **kwargs).items()}
+
+
+def _only(docs: dict[str, dict], kind: str) -> dict:
+    (doc,) = [d for d in docs.values() if d["kind"] == kind]
+    return doc
+
+
+def _assert_valid(docs: dict[str, dict]) -> None:
+    for name, doc in docs.items():
+        errors = kserve_errors(doc) if doc["kind"] == "InferenceService" else kubernetes_errors(doc)
+        assert errors == [], f"{name}: {errors}"
+        assert bad_labels(doc) == [], name
+
+
+@pytest.mark.parametrize("hardware", HARDWARE_ROWS, ids=str)
+@pytest.mark.parametrize("flow", ["sklearn", "torch", "huggingface"])
+def test_every_hardware_renders_valid_serverless_and_raw(hardware: Hardware, flow: str) -> None:
+    manifest = make_manifest(flow=flow, hardware=hardware.value, min_replicas=1)
+    _assert_valid(_render(manifest, image="registry.example/iris:0a1b2c", api_key_sha256=KEY_HASH))
+    _assert_valid(_render(manifest, "raw", bento_tag="iris:0a1b2c", api_key_sha256=KEY_HASH))
+
+
+@pytest.mark.skipif(not EXAMPLES, reason="no examples/*/conduit.yaml in this checkout yet")
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
+def test_every_example_on_every_hardware_validates(example: Path) -> None:
+    import conduit.manifest
+
+    load = getattr(conduit.manifest, "load", None)
+    if load is None:
+        pytest.skip("conduit.manifest.load is not in this checkout yet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        manifest = load(example)
+    for hardware in HARDWARE_ROWS:
+        memory = min(manifest.memory, HARDWARE[hardware].memory_max_gb)
+        variant = manifest.model_copy(update={"hardware": hardware, "memory": memory})
+        _assert_valid(_render(variant))
+        _assert_valid(_render(variant.model_copy(update={"min_replicas": max(1, manifest.min_replicas)}), "raw"))
+
+
+def test_a100_requests_one_gpu_on_an_a100_node() -> None:
+    docs = _render(make_manifest(flow="torch", hardware="A100"))
+    predictor = _only(docs, "InferenceService")["spec"]["predictor"]
+    assert predictor["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert predictor["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in predictor["tolerations"]
+
+
+def test_cpu_requests_no_gpu_and_no_gpu_node() -> None:
+    for flavor in ("serverless", "raw"):
+        docs = render_manifests(make_manifest(hardware="CPU", min_replicas=1), flavor)
+        assert not any("nvidia.com" in text for text in docs.values()), flavor
+
+
+def test_deprecated_gpu_renders_a_t4_with_a_warning() -> None:
+    with pytest.warns(FutureWarning, match=r"GPU is deprecated.*T4.*TURING_5000"):
+        docs = {name: parse(text) for name, text in render_manifests(make_manifest(hardware="GPU")).items()}
+    predictor = _only(docs, "InferenceService")["spec"]["predictor"]
+    assert predictor["nodeSelector"] == {"nvidia.com/gpu.product": "Tesla-T4"}
+
+
+def test_default_hardware_of_a_torch_flow_is_a_gpu() -> None:
+    predictor = _only(_render(make_manifest(flow="torch")), "InferenceService")["spec"]["predictor"]
+    assert predictor["nodeSelector"] == {"nvidia.com/gpu.product": HARDWARE[Hardware.AMPERE_A5000].node_product_label}
+
+
+def test_scaling_comes_from_the_manifest() -> None:
+    isvc = _only(_render(make_manifest(min_replicas=0, max_replicas=7, cooldown=90, cpu=3)), "InferenceService")
+    predictor = isvc["spec"]["predictor"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (0, 7)
+    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("concurrency", 6)
+    assert isvc["metadata"]["annotations"]["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] == "90s"
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+
+
+def test_batching_sets_the_concurrency_target_to_one_batch() -> None:
+    manifest = make_manifest(batching={"max_batch_size": 16, "max_latency_ms": 5})
+    assert _only(_render(manifest), "InferenceService")["spec"]["predictor"]["scaleTarget"] == 16
+
+
+def test_cpu_and_memory_are_requests_and_limits() -> None:
+    container = _only(_render(make_manifest(cpu=4, memory=8.5)), "InferenceService")["spec"]["predictor"]["containers"][0]
+    expected = {"cpu": "4", "memory": "8704Mi"}
+    assert container["resources"] == {"requests": expected, "limits": expected}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 3000}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": 3000}
+
+
+def test_raw_flavour_maps_scaling_onto_the_hpa() -> None:
+    docs = _render(make_manifest(min_replicas=2, max_replicas=5, cooldown=7200), "raw")
+    hpa = _only(docs, "HorizontalPodAutoscaler")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
+    assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 3600  # the API's ceiling
+    assert "replicas" not in _only(docs, "Deployment")["spec"]  # the HPA owns the count
+    assert _only(docs, "Service")["spec"]["ports"][0]["targetPort"] == 3000
+
+
+def test_raw_flavour_refuses_scale_to_zero_and_names_serverless() -> None:
+    with pytest.raises(UsageError, match="serverless"):
+        render_manifests(make_manifest(min_replicas=0), "raw")
+
+
+def test_unknown_flavour_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="serverless, raw"):
+        render_manifests(make_manifest(), "knative")
+
+
+def test_labels_carry_name_revision_and_bento_tag() -> None:
+    isvc = _only(_render(make_manifest(), bento_tag="iris:7f3a9c0d2e1b"), "InferenceService")
+    assert isvc["metadata"]["labels"]["app.kubernetes.io/name"] == "iris"
+    assert isvc["metadata"]["labels"]["conduit.dev/revision"] == "7f3a9c0d2e1b"
+    assert isvc["metadata"]["annotations"]["conduit.dev/bento-tag"] == "iris:7f3a9c0d2e1b"
+    assert isvc["spec"]["predictor"]["containers"][0]["image"] == "iris:7f3a9c0d2e1b"
+
+
+def test_the_secret_holds_the_hash_and_the_container_reads_it() -> None:
+    docs = _render(make_manifest(), api_key_sha256=KEY_HASH)
+    assert _only(docs, "Secret")["stringData"] == {"api-key-sha256": KEY_HASH}
+    env = _only(docs, "InferenceService")["spec"]["predictor"]["containers"][0]["env"]
+    assert env == [
+        {"name": "CONDUIT_API_KEY_SHA256", "valueFrom": {"secretKeyRef": {"name": "iris-conduit-auth", "key": "api-key-sha256"}}}
+    ]
+
+
+def test_render_to_writes_the_hash_never_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONDUIT_API_KEY", "sk-live-do-not-leak")
+    written = render_to(make_manifest(), tmp_path / "deploy", image="iris:1")
+    assert sorted(p.name for p in written) == ["iris-inferenceservice.yaml", "iris-secret.yaml"]
+    texts = [p.read_text() for p in written]
+    assert not any("sk-live-do-not-leak" in text for text in texts)
+    assert hashlib.sha256(b"sk-live-do-not-leak").hexdigest() in texts[1]
+
+
+def test_without_a_key_the_secret_is_left_out_and_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONDUIT_API_KEY", raising=False)
+    (written,) = render_to(make_manifest(), tmp_path, image="iris:1")
+    assert "kubectl create secret generic iris-conduit-auth" in written.read_text()
+
+
+def test_the_strict_schema_check_catches_a_misspelt_field() -> None:
+    isvc = _only(_render(make_manifest()), "InferenceService")
+    isvc["spec"]["predictor"]["minReplica"] = isvc["spec"]["predictor"].pop("minReplicas")
+    assert any("minReplica" in error for error in kserve_errors(isvc))
+
+
+@pytest.mark.skipif(not SHARED_CRD.exists(), reason="the shared folder is not beside this checkout")
+def test_the_committed_kserve_schema_matches_the_shared_crd() -> None:
+    assert json.loads(SCHEMA_COPY.read_text()) == extract_v1beta1(SHARED_CRD)
+
+
+def test_without_an_image_the_bento_tag_is_the_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default image is `<name>:<version>`, the tag `conduit build` gives the Bento (a real
+    render of a real tiny model, so the version is the content hash)."""
+    import pickle
+
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from conduit.render import render
+
+    features, labels = load_iris(return_X_y=True)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(LogisticRegression(max_iter=200).fit(features, labels)))
+    manifest = make_manifest(flow="sklearn_single").with_base_dir(tmp_path)
+    monkeypatch.delenv("CONDUIT_API_KEY", raising=False)
+    (written,) = render_to(manifest, tmp_path / "deploy")
+    version = render(manifest, tmp_path / "bentos").version
+    container = parse(written.read_text())["spec"]["predictor"]["containers"][0]
+    assert container["image"] == f"iris:{version}"

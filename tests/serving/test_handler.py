@@ -1,0 +1,126 @@
+"""The handler and the raw-ASGI middleware around a real iris Flow, in-process (no server)."""
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import orjson
+import pytest
+
+from conduit.runtimes.flow import Flow
+from conduit.serving.asgi import PredictMiddleware
+from conduit.serving.auth import KeyCheck, key_sha256
+from conduit.serving.handler import Limits, PredictHandler
+from conduit.serving.predictor import Predictor
+from trained import iris_folder
+
+KEY = "test-key"
+POINT = [5.1, 3.5, 1.4, 0.2]
+
+
+async def passthrough(scope, receive, send):
+    """Stands where BentoML's routes are: everything the middleware does not answer lands here."""
+    await send({"type": "http.response.start", "status": 299, "headers": []})
+    await send({"type": "http.response.body", "body": b"passed"})
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    return Flow.load(iris_folder(tmp_path_factory.mktemp("iris")))
+
+
+@pytest.fixture
+def handler(flow):
+    return PredictHandler(KeyCheck(key_sha256(KEY)), Limits(max_body_bytes=4096, max_concurrency=4), Predictor(flow))
+
+
+def call(handler, **request):
+    async def go():
+        transport = httpx.ASGITransport(app=PredictMiddleware(passthrough, handler))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(**request)
+
+    return asyncio.run(go())
+
+
+def predict(handler, headers=None, **body):
+    return call(handler, method="POST", url="/predict", headers={"Authorization": KEY, **(headers or {})}, **body)
+
+
+def test_array_body_gives_the_flow_result(handler, flow):
+    response = predict(handler, json=[POINT, POINT])
+    body = response.json()
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert body["result"] == flow.predict([POINT, POINT])
+    assert len(body["prediction_ids"]) == 2 and body["run_time_ms"] >= 0
+
+
+def test_data_parameters_body_and_bearer(handler):
+    response = predict(handler, headers={"Authorization": f"Bearer {KEY}"}, json={"data": [POINT], "parameters": {}})
+    assert response.status_code == 200 and len(response.json()["result"]) == 1
+
+
+def test_multipart_files_reach_the_pre_hook(handler, flow):
+    files = {"points": ("points.json", orjson.dumps([POINT, POINT, POINT]), "application/json")}
+    response = predict(handler, files=files)
+    assert response.status_code == 200 and response.json()["result"] == flow.predict([POINT] * 3)
+    response = predict(handler, data={"data": orjson.dumps([POINT]).decode()}, files={"note": ("n.txt", b"x")})
+    assert response.status_code == 200 and len(response.json()["result"]) == 1
+
+
+@pytest.mark.parametrize(
+    "request_kwargs, status, error_type",
+    [
+        ({"content": b"{not json"}, 400, "bad_request"),
+        ({"json": {"rows": [1]}}, 400, "bad_request"),
+        ({"json": [[1.0, 2.0]]}, 422, "invalid_input"),
+        ({"json": [POINT] * 200}, 413, "payload_too_large"),
+        ({"json": [POINT], "headers": {"Authorization": "wrong"}}, 401, "unauthorized"),
+    ],
+)
+def test_error_statuses_and_shape(handler, request_kwargs, status, error_type):
+    response = predict(handler, **request_kwargs)
+    body = response.json()
+    assert response.status_code == status and body["error"]["type"] == error_type
+    assert body["error"]["message"] and body["run_id"]
+    assert predict(handler, json=[POINT]).status_code == 200  # still serving
+
+
+def test_missing_key_is_401(handler):
+    response = call(handler, method="POST", url="/predict", json=[POINT])
+    assert response.status_code == 401 and "missing API key" in response.json()["error"]["message"]
+
+
+def test_not_loaded_yet_is_503(handler):
+    handler.predictor = None
+    response = predict(handler, json=[POINT])
+    assert response.status_code == 503 and response.json()["error"]["type"] == "unavailable"
+
+
+def test_over_the_concurrency_limit_is_503(handler):
+    handler.in_flight = handler.limits.max_concurrency
+    assert predict(handler, json=[POINT]).status_code == 503
+    handler.in_flight = 0
+    assert predict(handler, json=[POINT]).status_code == 200
+
+
+def test_a_bug_is_a_500_in_the_contract_shape(flow):
+    class Broken:
+        async def predict(self, request):
+            raise ZeroDivisionError("oops")
+
+    handler = PredictHandler(KeyCheck(key_sha256(KEY)), Limits(), Broken())
+    response = predict(handler, json=[POINT])
+    assert response.status_code == 500 and "ZeroDivisionError" in response.json()["error"]["message"]
+
+
+def test_everything_else_passes_through(handler):
+    assert call(handler, method="GET", url="/predict").status_code == 299
+    assert call(handler, method="POST", url="/other", json=[POINT]).status_code == 299
+    assert call(handler, method="GET", url="/healthz").status_code == 299
+
+
+def test_fast_models_run_inline_after_the_first_call(flow):
+    predictor = Predictor(flow)
+    asyncio.run(predictor.predict(__import__("conduit.serving.contract", fromlist=["x"]).PredictRequest([POINT])))
+    assert predictor.policy.inline(1)  # iris takes well under the 2 ms budget per point

@@ -1,0 +1,66 @@
+"""Tiny real models trained in temp folders, shared by the serving, render and build tests."""
+from __future__ import annotations
+
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+HOOKS = '''
+import json
+
+
+def rows(data, files=None):
+    """Data points from the request, or from an uploaded `points` file (multipart)."""
+    if files and "points" in files:
+        return json.loads(files["points"].decode("utf-8"))
+    return data
+'''
+
+
+def trained_example(name: str, tmp: Path) -> Path:
+    """A copy of examples/<name> with its artifacts made by its own train.py."""
+    folder = Path(shutil.copytree(EXAMPLES / name, tmp / name))
+    if (folder / "train.py").exists():
+        subprocess.run([sys.executable, str(folder / "train.py")], check=True, capture_output=True, cwd=folder)
+    return folder
+
+
+def write_manifest(folder: Path, document: dict):
+    from conduit.manifest import Manifest
+
+    YAML().dump(document, folder / "conduit.yaml")
+    return Manifest.model_validate(document).with_base_dir(folder)
+
+
+def iris_folder(tmp: Path, name: str = "iris-e2e", **fields):
+    """Logistic regression on iris, with a `pre` hook that also reads uploaded files."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    folder = tmp / name
+    folder.mkdir(parents=True, exist_ok=True)
+    features, labels = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500, random_state=0).fit(features, labels)
+    (folder / "model.pkl").write_bytes(pickle.dumps(model))
+    (folder / "hooks.py").write_text(HOOKS, encoding="utf-8")
+    stage = {"model_type": "sklearn_classifier", "path": "model.pkl", "pre": "hooks.py:rows"}
+    return write_manifest(folder, {"name": name, "flow": [stage], "cpu": 1, **fields})
+
+
+def torch_folder(tmp: Path, name: str = "torch-e2e"):
+    """A 2-layer torch net pickled with cloudpickle; hardware left to its default (a GPU)."""
+    import cloudpickle
+    import torch
+
+    folder = tmp / name
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+    (folder / "net.pkl").write_bytes(cloudpickle.dumps(net))
+    return write_manifest(folder, {"name": name, "flow": [["torch", "net.pkl"]], "cpu": 1, "memory": 4.0})

@@ -1,0 +1,140 @@
+"""A flow: the manifest's stages, loaded once, run in order on each request.
+
+    flow = Flow.load(manifest)
+    result = flow.predict([[5.1, 3.5, 1.4, 0.2]])   # the list the endpoint returns under "result"
+
+Each stage's output feeds the next (a scaler into a classifier, a torch embedding into xgboost).
+Per stage: `pre` hook -> model -> `post` hook (see conduit.runtimes.hooks for hook signatures).
+Every error raised by a stage names it, e.g. `flow[1] (xgboost_classifier): ...`.
+
+Devices: when the hardware is a GPU, stages whose framework can use one (torch, onnx, Hugging
+Face) are placed on CUDA if their framework sees it; otherwise they run on the CPU and the flow
+emits one GpuUnavailableWarning.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+from conduit.errors import ConduitError, InputError, ModelLoadError
+from conduit.hardware import spec
+from conduit.runtimes import convert
+from conduit.runtimes.base import CPU, CUDA, Runtime, runtime_class
+from conduit.runtimes.hooks import Hook, load_hook
+
+# Exceptions a framework raises for input it cannot use (sklearn ValueError, torch RuntimeError...).
+MODEL_INPUT_ERRORS = (ValueError, TypeError, RuntimeError, IndexError, KeyError)
+
+
+class GpuUnavailableWarning(RuntimeWarning):
+    """The hardware asks for a GPU but this machine has none the framework can use."""
+
+
+class FlowError(ConduitError):
+    """The flow broke the one-result-per-data-point contract (a stage or hook bug)."""
+
+    http_status = 500
+    type = "flow_error"
+
+
+class FlowStage:
+    """One loaded stage: its runtime and optional hooks."""
+
+    def __init__(self, index: int, model_type: str, runtime: Runtime, pre: Optional[Hook], post: Optional[Hook]):
+        self.label = f"flow[{index}] ({model_type})"
+        self.runtime = runtime
+        self.pre = pre
+        self.post = post
+
+    def run(self, value: Any, parameters: dict[str, Any], files: dict[str, bytes]) -> Any:
+        context = {"parameters": parameters, "files": files}
+        with _labelled(self.label):
+            if self.pre is not None:
+                value = self.pre(value, **context)
+            try:
+                value = self.runtime.predict(value, parameters)
+            except MODEL_INPUT_ERRORS as exc:
+                raise InputError(f"the model rejected input {convert.describe(value)}: {exc}") from exc
+            if self.post is not None:
+                value = self.post(value, **context)
+        return value
+
+
+class Flow:
+    def __init__(self, stages: list[FlowStage]) -> None:
+        self.stages = stages
+
+    @classmethod
+    def load(cls, manifest: Any) -> "Flow":
+        """Load every stage once: artifacts, hooks, and the device each one runs on."""
+        wants_gpu = spec(manifest.resolved_hardware).is_gpu
+        stages, on_cpu = [], []
+        for index, stage in enumerate(manifest.flow):
+            label = f"flow[{index}] ({stage.model_type})"
+            with _labelled(label):
+                runtime_cls = runtime_class(stage.model_type)
+                device = _device(runtime_cls, wants_gpu)
+                if wants_gpu and runtime_cls.uses_device and device == CPU:
+                    on_cpu.append(label)
+                stages.append(_load_stage(index, stage, runtime_cls, manifest, device))
+        if on_cpu:
+            warnings.warn(
+                f"hardware {manifest.resolved_hardware} is a GPU but CUDA is not available here: "
+                f"{', '.join(on_cpu)} run on the CPU",
+                GpuUnavailableWarning,
+                stacklevel=2,
+            )
+        return cls(stages)
+
+    def predict(self, data: Any, parameters: Optional[dict] = None, files: Optional[dict] = None) -> list:
+        """The JSON-ready result list: one item per data point of `data`."""
+        expected = convert.count_points(data)
+        if expected == 0:
+            raise InputError("no data points: send a JSON array of data points, e.g. [[5.1, 3.5, 1.4, 0.2]]")
+        value = data
+        for stage in self.stages:
+            value = stage.run(value, parameters or {}, files or {})
+        result = convert.to_rows(value)
+        if expected is not None and len(result) != expected:
+            raise FlowError(
+                f"the flow returned {len(result)} results for {expected} data points: "
+                "the last stage (or its post hook) must return one result per data point"
+            )
+        return result
+
+
+def _load_stage(index: int, stage: Any, runtime_cls: type, manifest: Any, device: str) -> FlowStage:
+    pre = load_hook(stage.pre, manifest.base_dir) if stage.pre else None
+    post = load_hook(stage.post, manifest.base_dir) if stage.post else None
+    runtime = runtime_cls.load(stage, artifact_path(stage, manifest), device)
+    return FlowStage(index, str(stage.model_type), runtime, pre, post)
+
+
+def artifact_path(stage: Any, manifest: Any) -> Optional[Path]:
+    """The stage's artifact as an absolute path; for Hugging Face, the local model folder if there is one."""
+    if stage.is_huggingface:
+        folder = manifest.resolve(stage.model) if stage.model else None
+        return folder if folder is not None and folder.is_dir() else None
+    if not stage.path:
+        raise ModelLoadError(f"no path: model_type {stage.model_type} needs an artifact path")
+    return manifest.resolve(stage.path)
+
+
+def _device(runtime_cls: type, wants_gpu: bool) -> str:
+    return CUDA if wants_gpu and runtime_cls.uses_device and runtime_cls.cuda_available() else CPU
+
+
+class _labelled:
+    """Prefix a ConduitError raised inside with the stage label, keeping its class (and HTTP status)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, ConduitError) and not str(exc).startswith("flow["):
+            raise type(exc)(f"{self.label}: {exc}") from exc
+        return False

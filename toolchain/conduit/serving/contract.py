@@ -1,0 +1,114 @@
+"""The predict contract as pure functions: request documents in, response bodies out.
+
+Request (POST /predict): a bare JSON array of data points, or `{"data": [...], "parameters": {...}}`,
+or multipart/form-data whose `data` field holds either of those as JSON text and whose file fields
+reach `pre` hooks. Response 200: `{"result", "run_id", "run_time_ms", "prediction_ids"}`; errors:
+`{"error": {"type", "message"}, "run_id"}` with the status carried by the ConduitError.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import orjson
+
+from conduit.errors import BadRequest, ConduitError
+
+REQUEST_KEYS = frozenset({"data", "parameters"})
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass
+class PredictRequest:
+    data: list
+    parameters: Optional[dict] = None
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def parse_json(body: bytes) -> PredictRequest:
+    """A JSON request body -> PredictRequest; anything malformed is a BadRequest (400)."""
+    if not body:
+        raise BadRequest("empty body: send a JSON array of data points, e.g. [[1, 2, 3]]")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    return from_document(document)
+
+
+def from_document(document: Any) -> PredictRequest:
+    if isinstance(document, list):
+        return PredictRequest(_data_points(document))
+    if not isinstance(document, dict):
+        raise BadRequest('body must be a JSON array of data points or {"data": [...], "parameters": {...}}')
+    unknown = sorted(set(document) - REQUEST_KEYS)
+    if unknown:
+        raise BadRequest(f"unknown key(s) {', '.join(map(repr, unknown))}: expected 'data' and optional 'parameters'")
+    if "data" not in document:
+        raise BadRequest("missing 'data': a JSON array of data points")
+    return PredictRequest(_data_points(document["data"]), _parameters(document.get("parameters")))
+
+
+def parse_form_fields(data_text: Optional[str], parameters_text: Optional[str], files: dict[str, bytes]) -> PredictRequest:
+    """A multipart request: `data` (JSON text: an array or {data, parameters}), optional
+    `parameters` (JSON text), and files. Files alone are allowed: a `pre` hook makes the data."""
+    if data_text is None:
+        if not files:
+            raise BadRequest("multipart body has neither a 'data' field nor files")
+        request = PredictRequest([])
+    else:
+        request = parse_json(data_text.encode("utf-8"))
+    if parameters_text is not None:
+        request.parameters = _parameters(_loads_field("parameters", parameters_text))
+    request.files = files
+    return request
+
+
+def _loads_field(name: str, text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"form field {name!r} is not valid JSON: {exc}") from None
+
+
+def _data_points(data: Any) -> list:
+    if not isinstance(data, list):
+        raise BadRequest(f"'data' must be a JSON array of data points, got {type(data).__name__}")
+    if not data:
+        raise BadRequest("'data' is empty: send at least one data point")
+    return data
+
+
+def _parameters(parameters: Any) -> Optional[dict]:
+    if parameters is None or isinstance(parameters, dict):
+        return parameters
+    raise BadRequest(f"'parameters' must be a JSON object, got {type(parameters).__name__}")
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+def prediction_ids(count: int) -> list[str]:
+    """`count` random (version 4) UUIDs from one urandom call: cheap for large batches."""
+    raw = os.urandom(16 * count)
+    return [str(uuid.UUID(bytes=raw[i * 16 : i * 16 + 16], version=4)) for i in range(count)]
+
+
+def success_body(result: list, run_id: str, run_time_ms: float) -> bytes:
+    """The 200 envelope: one prediction id per item of `result` (one per data point)."""
+    return orjson.dumps(
+        {
+            "result": result,
+            "run_id": run_id,
+            "run_time_ms": round(run_time_ms, 3),
+            "prediction_ids": prediction_ids(len(result)),
+        },
+        option=_DUMP_OPTIONS,
+    )
+
+
+def error_body(error: ConduitError, run_id: str) -> bytes:
+    return orjson.dumps({"error": error.to_json(), "run_id": run_id})

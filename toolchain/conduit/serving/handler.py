@@ -1,0 +1,133 @@
+"""One predict request -> (status, JSON body). Shared by the raw-ASGI fast path and the declared
+`@bentoml.api` route, so both answer with the same contract.
+
+Order matters: the key is checked before the body is read (an unauthenticated caller cannot make
+the server buffer megabytes), and the size cap is enforced while reading, not after.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable, Optional
+
+from conduit.errors import BadRequest, ConduitError, Overloaded, PayloadTooLarge
+from conduit.serving.auth import KeyCheck
+from conduit.serving.contract import PredictRequest, error_body, new_run_id, parse_form_fields, parse_json, success_body
+
+logger = logging.getLogger("conduit.serving")
+
+Receive = Callable[[], Awaitable[dict]]
+Headers = Iterable[tuple[bytes, bytes]]  # ASGI: lower-cased names
+
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_CONCURRENCY = 256
+
+
+@dataclass
+class Limits:
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY  # per worker process
+
+
+def header_values(headers: Headers, *names: bytes) -> list[Optional[bytes]]:
+    """The values of `names` (lower case) in one pass over the headers; None when absent."""
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name in names:
+            found[name] = value
+    return [found.get(name) for name in names]
+
+
+async def read_body(receive: Receive, declared_length: Optional[bytes], limit: int) -> bytes:
+    if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
+        raise PayloadTooLarge(f"body of {int(declared_length)} bytes is over the {limit} byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest("client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the {limit} byte limit")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def replay(body: bytes) -> Receive:
+    """An ASGI receive that hands back a body already read (the @bentoml.api route gets bytes)."""
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def parse_multipart(headers: list, body: bytes, limit: int) -> PredictRequest:
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException
+    from starlette.requests import Request
+
+    request = Request({"type": "http", "method": "POST", "headers": headers}, replay(body))
+    try:
+        form = await request.form(max_part_size=limit)
+    except MultiPartException as exc:
+        raise BadRequest(f"malformed multipart body: {exc}") from None
+    texts: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            files[name] = await value.read()
+        else:
+            texts[name] = value
+    return parse_form_fields(texts.get("data"), texts.get("parameters"), files)
+
+
+class PredictHandler:
+    def __init__(self, key_check: KeyCheck, limits: Limits, predictor: Any = None) -> None:
+        self.key_check = key_check
+        self.limits = limits
+        self.predictor = predictor  # set once the worker has loaded the Flow
+        self.in_flight = 0
+
+    async def respond(self, headers: Headers, receive: Receive) -> tuple[int, bytes]:
+        run_id = new_run_id()
+        try:
+            return 200, await self._predict(list(headers), receive, run_id)
+        except ConduitError as exc:
+            return exc.http_status, error_body(exc, run_id)
+        except Exception as exc:  # a bug in conduit or in the model code: say so, keep serving
+            logger.exception("predict failed (run_id %s)", run_id)
+            error = ConduitError(f"internal error: {type(exc).__name__}: {exc}")
+            return 500, error_body(error, run_id)
+
+    async def _predict(self, headers: list, receive: Receive, run_id: str) -> bytes:
+        authorization, content_type, content_length = header_values(
+            headers, b"authorization", b"content-type", b"content-length"
+        )
+        self.key_check.verify(authorization)
+        if self.predictor is None:
+            raise Overloaded("the model is still loading; retry shortly")
+        if self.in_flight >= self.limits.max_concurrency:
+            raise Overloaded(f"over {self.limits.max_concurrency} requests in flight; retry shortly")
+        self.in_flight += 1
+        try:
+            request = await self._read(headers, receive, content_type, content_length)
+            result, run_time_ms = await self.predictor.predict(request)
+        finally:
+            self.in_flight -= 1
+        return success_body(result, run_id, run_time_ms)
+
+    async def _read(self, headers: list, receive: Receive, content_type: Optional[bytes], length: Optional[bytes]) -> PredictRequest:
+        body = await read_body(receive, length, self.limits.max_body_bytes)
+        if content_type is not None and content_type.startswith(b"multipart/form-data"):
+            return await parse_multipart(headers, body, self.limits.max_body_bytes)
+        return parse_json(body)

@@ -1,0 +1,87 @@
+"""The model side of a request: the Flow, loaded once per worker process, and how it is called.
+
+A fast model (iris: tens of microseconds) is called right on the event loop, because a thread hop
+costs more than the model. A slow one runs on a worker thread so the loop keeps accepting requests.
+Which is which is learned from the measured time per data point, not guessed per framework.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from conduit.serving.contract import PredictRequest
+
+# Longest a model call may block the event loop: beyond this, it goes to a thread.
+INLINE_BUDGET_MS = 2.0
+
+
+class CallPolicy:
+    """Learns the model's time per data point (moving average) and says whether to call inline."""
+
+    def __init__(self, inline_budget_ms: float = INLINE_BUDGET_MS, smoothing: float = 0.2) -> None:
+        self.inline_budget_ms = inline_budget_ms
+        self.smoothing = smoothing
+        self.ms_per_point: Optional[float] = None  # unknown until the first call: use a thread
+
+    def inline(self, points: int) -> bool:
+        return self.ms_per_point is not None and self.ms_per_point * max(points, 1) <= self.inline_budget_ms
+
+    def record(self, points: int, elapsed_ms: float) -> None:
+        sample = elapsed_ms / max(points, 1)
+        if self.ms_per_point is None:
+            self.ms_per_point = sample
+        else:
+            self.ms_per_point += self.smoothing * (sample - self.ms_per_point)
+
+
+def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = call()
+    return result, (time.perf_counter() - start) * 1000.0
+
+
+def make_batcher(predict: Callable[..., list], batching: Any) -> Any:
+    """The adaptive Batcher when the manifest asks for batching and the module is present."""
+    if batching is None:
+        return None
+    try:
+        from conduit.serving.batching import Batcher
+    except ImportError:  # batching ships separately; without it every request is its own call
+        return None
+    return Batcher(predict, batching.max_batch_size, batching.max_latency_ms)
+
+
+class Predictor:
+    def __init__(self, flow: Any, batching: Any = None, policy: Optional[CallPolicy] = None) -> None:
+        self.flow = flow
+        self.policy = policy or CallPolicy()
+        self.batcher = make_batcher(self._predict_batch, batching)
+
+    @classmethod
+    def load(cls, bento_dir: Path) -> "Predictor":
+        from conduit.runtimes.flow import Flow
+        from conduit.serving.bento import load_manifest
+
+        manifest = load_manifest(bento_dir)
+        return cls(Flow.load(manifest), manifest.batching)
+
+    def _predict_batch(self, data: list, parameters: Optional[dict] = None) -> list:
+        return self.flow.predict(data, parameters=parameters)
+
+    async def predict(self, request: PredictRequest) -> tuple[list, float]:
+        """(result, model time in ms). Files bypass the batcher: they belong to one request."""
+        if self.batcher is not None and not request.files:
+            start = time.perf_counter()
+            result = await self.batcher.submit(request.data, request.parameters)
+            return result, (time.perf_counter() - start) * 1000.0
+        call = partial(self.flow.predict, request.data, parameters=request.parameters, files=request.files or None)
+        points = len(request.data)
+        if self.policy.inline(points):
+            result, elapsed_ms = _timed(call)
+        else:
+            result, elapsed_ms = await asyncio.get_running_loop().run_in_executor(None, _timed, call)
+        self.policy.record(points, elapsed_ms)
+        return result, elapsed_ms

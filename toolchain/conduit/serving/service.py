@@ -1,0 +1,64 @@
+"""What the generated service.py is glue for: the per-worker runtime and BentoML wiring.
+
+`service.py` (rendered from templates/service.py.j2) declares the BentoML service with the
+deployment's resources and limits, and delegates everything here:
+
+- `ServiceRuntime` lives once per worker process: the key check, the limits, the handler, and the
+  Predictor, loaded when BentoML constructs the service instance (never at import: `bentoml build`
+  imports service.py too).
+- `ConduitService` is the BentoML Service class whose /docs describe the real /predict contract.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bentoml import Service
+
+from conduit.serving.asgi import PredictMiddleware, fast_path_enabled
+from conduit.serving.auth import KeyCheck
+from conduit.serving.handler import Limits, PredictHandler
+from conduit.serving.openapi import with_predict_operation
+from conduit.serving.process import API_KEY_SHA256_ENV
+
+PREDICT_ROUTE = "/predict"
+
+
+class ServiceRuntime:
+    def __init__(self, bento_dir: Path, max_body_bytes: int, max_concurrency: int) -> None:
+        self.bento_dir = Path(bento_dir)
+        key_check = KeyCheck(os.environ.get(API_KEY_SHA256_ENV))
+        self.handler = PredictHandler(key_check, Limits(max_body_bytes, max_concurrency))
+
+    def load(self) -> None:
+        """Load the Flow; called in each worker when BentoML creates the service instance."""
+        from conduit.serving.predictor import Predictor
+
+        self.handler.predictor = Predictor.load(self.bento_dir)
+
+    @property
+    def ready(self) -> bool:
+        return self.handler.predictor is not None
+
+    async def api_response(self, body: bytes, ctx):
+        """The declared @bentoml.api route: the same contract through BentoML's IO layer."""
+        from starlette.responses import Response
+
+        from conduit.serving.handler import replay
+
+        headers = ctx.request.headers.raw
+        status, payload = await self.handler.respond(headers, replay(body))
+        ctx.response.status_code = status  # BentoML overrides a Response's status with this
+        return Response(payload, status_code=status, media_type="application/json")
+
+    def install(self, service: Service) -> None:
+        """Put the raw-ASGI fast path in front of the declared route (unless CONDUIT_FAST_PATH=0)."""
+        if fast_path_enabled():
+            service.add_asgi_middleware(PredictMiddleware, handler=self.handler, path=PREDICT_ROUTE)
+
+
+class ConduitService(Service):
+    @property
+    def openapi_spec(self):
+        summary = f"Predict with {self.name}"
+        return with_predict_operation(super().openapi_spec, PREDICT_ROUTE, summary)

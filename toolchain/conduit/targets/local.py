@@ -1,0 +1,318 @@
+"""The local target: supervised `bentoml serve` on 127.0.0.1, with revisions and one stable URL.
+
+Per deployment name there is one router (`targets/router.py`) on a port that never changes, and
+one serving revision behind it: a supervisor (`targets/supervisor.py`) running `bentoml serve` on
+a backend port. The store (`conduit.store`) records both; logs go to
+`$CONDUIT_HOME/logs/<name>-r<revision>.log` (the router's to `<name>-router.log`).
+
+Rolling out a revision (apply, rollback): start it on a fresh backend port, wait for `/readyz`,
+point the router at it (new connections go there at once), then stop and archive the old one.
+A revision that fails to build or to become ready is recorded as failed, its process stopped, and
+the old revision keeps serving; the error says why and carries the tail of its log.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NoReturn, Optional
+
+from conduit import keys
+from conduit.errors import ConduitError, DeployError, UsageError
+from conduit.serving.process import PLAIN_KEY_ENV, serve_command, serve_env
+from conduit.store import DeploymentRecord, Revision, Store
+from conduit.targets import processes
+from conduit.targets.processes import ROUTER_MODULE, SUPERVISOR_MODULE
+
+Progress = Callable[[str], None]
+READY_TIMEOUT_ENV = "CONDUIT_READY_TIMEOUT"
+DEFAULT_READY_TIMEOUT_S = 300.0  # a large Hugging Face model on a busy CPU loads slowly
+LOG_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    revision: int
+    tag: str
+    port: int  # the stable port: the endpoint keeps it across redeploys and rollbacks
+    pid: int  # the serving revision's supervisor
+    backend_port: int
+    changed: bool = True
+    # The API key, only when this apply generated it: shown once, stored nowhere.
+    api_key: Optional[str] = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/predict"
+
+
+# paths
+
+
+def logs_dir(store: Store) -> Path:
+    return store.home / "logs"
+
+
+def backend_file(store: Store, name: str) -> Path:
+    return store.home / "run" / f"{name}.backend"
+
+
+def point_router_at(store: Store, name: str, port: Optional[int]) -> None:
+    """Atomically replace the backend port the router reads for each new connection."""
+    path = backend_file(store, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp")
+    staging.write_text(f"{port or ''}\n")
+    os.replace(staging, path)
+
+
+def ready_timeout() -> float:
+    return float(os.environ.get(READY_TIMEOUT_ENV) or DEFAULT_READY_TIMEOUT_S)
+
+
+def without_plain_key() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != PLAIN_KEY_ENV}
+
+
+# apply
+
+
+def apply(
+    manifest,
+    api_key: str | None = None,
+    progress: Progress = print,
+    manifest_path: str | None = None,
+) -> Deployment:
+    """Build `manifest` and serve it as the next revision of its name (see the module doc).
+    Nothing changed (same Bento, same key, revision alive) means nothing is restarted."""
+    store = Store()
+    name = manifest.name
+    with store.lock(name):
+        current = store.serving(name)
+        key = keys.resolve(store, api_key, current.key_sha256 if current else None)
+        tag = build_bento(manifest, progress, current)
+        if current is not None and is_unchanged(store, current, tag, key.sha256):
+            ensure_router(store, name, progress)
+            progress(f"✅ Nothing changed: {name} revision {current.revision} already serves {tag}")
+            return deployment_of(store, current, changed=False)
+        deployment = roll_out(store, name, tag, key.sha256, progress, manifest_path=manifest_path)
+        keys.remember(store, key)
+    if key.generated:
+        progress(f"🔑 API key (shown once; only its hash is kept): {key.generated}")
+    return Deployment(**{**deployment.__dict__, "api_key": key.generated})
+
+
+def build_bento(manifest, progress: Progress, current: Optional[Revision]) -> str:
+    from conduit.build import build
+
+    try:
+        return build(manifest, progress=progress).tag
+    except Exception as exc:  # any build failure leaves the serving revision alone
+        keeps = f"; revision {current.revision} keeps serving" if current else ""
+        message = str(exc) if isinstance(exc, ConduitError) else f"{type(exc).__name__}: {exc}"
+        raise DeployError(f"build of {manifest.name} failed{keeps}: {message}") from exc
+
+
+def is_unchanged(store: Store, current: Revision, tag: str, key_sha256: str) -> bool:
+    return current.tag == tag and current.key_sha256 == key_sha256 and processes.is_ours(current.pid, SUPERVISOR_MODULE)
+
+
+def roll_out(
+    store: Store, name: str, tag: str, key_sha256: str, progress: Progress, note: str = "", manifest_path: str | None = None
+) -> Deployment:
+    """Start `tag` as a new revision, switch the endpoint to it once ready, retire the rest."""
+    store.ensure_deployment(name, manifest_path)
+    revision = start_revision(store, name, tag, key_sha256, note)
+    progress(f"⏳ Starting revision {revision.revision} of {name} ({tag})")
+    started = time.monotonic()
+    try:
+        processes.wait_ready(revision.port, revision.pid, SUPERVISOR_MODULE, ready_timeout())
+    except BaseException as exc:  # also Ctrl-C: never leave a half-started revision running
+        fail_revision(store, revision, exc)
+    progress(f"✅ Revision {revision.revision} ready in {time.monotonic() - started:.1f}s")
+    point_router_at(store, name, revision.port)
+    record = ensure_router(store, name, progress)
+    store.update_revision(name, revision.revision, state="serving")
+    retire_others(store, name, revision.revision, progress)
+    progress(f"🌍 Endpoint: {record.endpoint}")
+    return deployment_of(store, store.revision(name, revision.revision))
+
+
+def start_revision(store: Store, name: str, tag: str, key_sha256: str, note: str) -> Revision:
+    revision = store.add_revision(name, tag, key_sha256, note)
+    port = processes.free_port()
+    log_path = logs_dir(store) / f"{name}-r{revision.revision}.log"
+    command = processes.module_command(
+        SUPERVISOR_MODULE, "--ready-url", f"http://127.0.0.1:{port}/readyz", "--", *serve_command(tag, port)
+    )
+    pid = processes.start_detached(command, log_path, serve_env(key_sha256))
+    return store.update_revision(name, revision.revision, port=port, pid=pid, log_path=str(log_path))
+
+
+def fail_revision(store: Store, revision: Revision, exc: BaseException) -> NoReturn:
+    """Stop and record a revision that did not become ready, then raise why (with its log)."""
+    processes.stop(revision.pid, SUPERVISOR_MODULE)
+    reason = str(exc) if isinstance(exc, processes.NotReady) else f"interrupted ({type(exc).__name__})"
+    store.update_revision(revision.name, revision.revision, state="failed", note=reason)
+    if not isinstance(exc, processes.NotReady):
+        raise exc
+    serving = store.serving(revision.name)
+    still = f"revision {serving.revision} keeps serving" if serving else "nothing is serving"
+    tail = processes.log_tail(revision.log_path, LOG_TAIL_LINES)
+    raise DeployError(
+        f"revision {revision.revision} of {revision.name} failed: {reason}; {still}.\n"
+        f"--- last lines of {revision.log_path} ---\n{tail}"
+    ) from None
+
+
+def retire_others(store: Store, name: str, keep: int, progress: Progress) -> None:
+    """Stop every other revision that still runs (the old one, and any left by an interrupted apply)."""
+    for revision in store.revisions(name):
+        if revision.revision == keep or revision.state in ("archived", "failed"):
+            continue
+        processes.stop(revision.pid, SUPERVISOR_MODULE)
+        store.update_revision(name, revision.revision, state="archived")
+        progress(f"📦 Archived revision {revision.revision}")
+
+
+def ensure_router(store: Store, name: str, progress: Progress) -> DeploymentRecord:
+    """Start the deployment's router if it is not running, on its recorded port when free."""
+    record = store.require(name)
+    if processes.is_ours(record.router_pid, ROUTER_MODULE):
+        return record
+    listener = router_socket(record, progress)
+    try:
+        command = processes.module_command(
+            ROUTER_MODULE, "--fd", str(listener.fileno()), "--backend-file", str(backend_file(store, name))
+        )
+        log_path = logs_dir(store) / f"{name}-router.log"
+        pid = processes.start_detached(command, log_path, without_plain_key(), pass_fds=[listener.fileno()])
+        store.update_deployment(name, port=listener.getsockname()[1], router_pid=pid)
+    finally:
+        listener.close()
+    return store.require(name)
+
+
+def router_socket(record: DeploymentRecord, progress: Progress):
+    if record.port:
+        try:
+            return processes.listening_socket(record.port)
+        except OSError:
+            progress(f"⚠️  Port {record.port} of {record.name} is taken by another program; the endpoint moves")
+    return processes.listening_socket(0)
+
+
+def deployment_of(store: Store, revision: Revision, changed: bool = True) -> Deployment:
+    record = store.require(revision.name)
+    return Deployment(
+        name=revision.name,
+        revision=revision.revision,
+        tag=revision.tag,
+        port=record.port or 0,
+        pid=revision.pid or 0,
+        backend_port=revision.port or 0,
+        changed=changed,
+    )
+
+
+# rollback, delete
+
+
+def rollback_target(store: Store, name: str, to: Optional[int]) -> Revision:
+    current = store.serving(name)
+    revisions = store.revisions(name)
+    if to is None:
+        earlier = [r for r in revisions if r.state == "archived" and (current is None or r.tag != current.tag)]
+        if not earlier:
+            raise UsageError(f"{name} has no earlier revision to roll back to")
+        return earlier[-1]
+    target = store.revision(name, to)
+    if target is None:
+        raise UsageError(f"{name} has no revision {to} (revisions: {', '.join(str(r.revision) for r in revisions)})")
+    if target.state == "failed":
+        raise UsageError(f"revision {to} of {name} never served (it failed); pick a revision that served")
+    if current is not None and target.revision == current.revision:
+        raise UsageError(f"revision {to} of {name} is already serving")
+    return target
+
+
+def rollback(name: str, to: Optional[int] = None, progress: Progress = print) -> Deployment:
+    """Serve an earlier revision's Bento again, as a new revision. It keeps the key the current
+    revision accepts, so a rollback never brings back a key that was replaced."""
+    store = Store()
+    with store.lock(name):
+        store.require(name)
+        target = rollback_target(store, name, to)
+        current = store.serving(name)
+        key_sha256 = current.key_sha256 if current else target.key_sha256
+        progress(f"↩️  Rolling {name} back to revision {target.revision} ({target.tag})")
+        return roll_out(store, name, target.tag, key_sha256, progress, note=f"rollback to r{target.revision}")
+
+
+def delete(name: str, progress: Progress = print) -> None:
+    """Stop every process of the deployment and forget it (logs and built Bentos are kept)."""
+    store = Store()
+    with store.lock(name):
+        record = store.require(name)
+        for revision in store.revisions(name):
+            processes.stop(revision.pid, SUPERVISOR_MODULE)
+        processes.stop(record.router_pid, ROUTER_MODULE)
+        backend_file(store, name).unlink(missing_ok=True)
+        store.remove_deployment(name)
+    progress(f"🗑️  Deleted {name}: nothing of it is running")
+
+
+# status
+
+
+@dataclass(frozen=True)
+class DeploymentStatus:
+    record: DeploymentRecord
+    revisions: list[Revision]
+    serving: Optional[Revision]
+    serving_alive: bool
+    router_alive: bool
+
+    @property
+    def state(self) -> str:
+        if self.serving is None:
+            return "failed" if self.revisions and self.revisions[-1].state == "failed" else "stopped"
+        if not self.serving_alive:
+            return "down (server exited; see conduit logs)"
+        return "serving" if self.router_alive else "down (router exited; apply again to restart it)"
+
+
+def status(name: str, store: Store | None = None) -> DeploymentStatus:
+    store = store or Store()
+    record = store.require(name)
+    serving = store.serving(name)
+    return DeploymentStatus(
+        record=record,
+        revisions=store.revisions(name),
+        serving=serving,
+        serving_alive=bool(serving) and processes.is_ours(serving.pid, SUPERVISOR_MODULE),
+        router_alive=processes.is_ours(record.router_pid, ROUTER_MODULE),
+    )
+
+
+def statuses() -> list[DeploymentStatus]:
+    store = Store()
+    return [status(record.name, store) for record in store.deployments()]
+
+
+def log_path(name: str, revision: Optional[int] = None) -> Path:
+    """The log of `revision`, default the serving one (else the latest)."""
+    store = Store()
+    store.require(name)
+    revisions = store.revisions(name)
+    if revision is not None:
+        chosen = store.revision(name, revision)
+        if chosen is None:
+            raise UsageError(f"{name} has no revision {revision}")
+    else:
+        chosen = store.serving(name) or (revisions[-1] if revisions else None)
+    if chosen is None or not chosen.log_path:
+        raise UsageError(f"{name} has no log yet")
+    return Path(chosen.log_path)

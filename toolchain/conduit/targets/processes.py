@@ -1,0 +1,142 @@
+"""Background processes of the local target: start detached, check, wait for ready, stop.
+
+Every process conduit starts is a session leader (its pid is its process group), runs one of
+conduit's own modules (so a recycled pid is never mistaken for ours), and writes to a log file.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import deque
+from pathlib import Path
+from typing import Optional, Sequence
+
+import psutil  # a BentoML dependency, so always present where conduit serves
+
+SUPERVISOR_MODULE = "conduit.targets.supervisor"
+ROUTER_MODULE = "conduit.targets.router"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def listening_socket(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
+    """A bound, listening socket to hand to the router, so the port is never briefly free."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def start_detached(command: Sequence[str], log_path: Path, env: dict[str, str], pass_fds: Sequence[int] = ()) -> int:
+    """Start `command` in a new session, appending its output to `log_path`; returns its pid.
+    It outlives the conduit command that started it."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+            close_fds=True,
+        )
+    # Reap it in the background if this conduit process lives on (tests, the Python API),
+    # so a stopped child does not linger as a zombie that looks alive.
+    _children.append(process)
+    return process.pid
+
+
+_children: list[subprocess.Popen] = []
+
+
+def _reap() -> None:
+    for process in list(_children):
+        if process.poll() is not None:
+            _children.remove(process)
+
+
+def is_ours(pid: Optional[int], module: str) -> bool:
+    """Whether `pid` is alive and is the conduit process we started (not a recycled pid)."""
+    if not pid:
+        return False
+    _reap()
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return module in " ".join(process.cmdline())
+    except (psutil.Error, OSError):
+        return False
+
+
+def stop(pid: Optional[int], module: str, grace_s: float = 30.0) -> None:
+    """SIGTERM the process, wait up to `grace_s`, then kill its whole process group."""
+    if not is_ours(pid, module):
+        return
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not is_ours(pid, module):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    for _ in range(100):
+        if not is_ours(pid, module):
+            return
+        time.sleep(0.05)
+
+
+def is_ready(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class NotReady(Exception):
+    pass
+
+
+def wait_ready(port: int, pid: int, module: str, timeout_s: float) -> float:
+    """Wait for `/readyz` on `port` while `pid` lives; returns the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if is_ready(port):
+            return time.monotonic() - started
+        if not is_ours(pid, module):
+            raise NotReady("the server exited before it was ready")
+        time.sleep(0.1)
+    raise NotReady(f"the server was not ready within {timeout_s:.0f}s")
+
+
+def log_tail(path: Optional[str | Path], lines: int = 20) -> str:
+    if not path or not Path(path).exists():
+        return ""
+    with open(path, "rb") as handle:
+        return b"".join(deque(handle, maxlen=lines)).decode("utf-8", "replace").rstrip()
