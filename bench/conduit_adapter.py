@@ -10,6 +10,7 @@ Strategies, best first (the run records which one it used):
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +27,9 @@ ENDPOINT_PATTERN = re.compile(r"https?://127\.0\.0\.1:\d+/\S*")
 
 
 def strategy() -> str | None:
+    forced = os.environ.get("BENCH_CONDUIT_VIA")  # "apply" or "render": compare the two paths
+    if forced:
+        return forced
     if importlib.util.find_spec("conduit.cli.apply") is not None:
         return "apply"
     if importlib.util.find_spec("conduit.render") is not None:
@@ -36,26 +40,27 @@ def strategy() -> str | None:
 class ConduitEndpoint(Contender):
     """conduit serving the model; `batching` is the manifest's batching block (None: off)."""
 
-    def __init__(self, model: BenchModel, work: Path, batching: dict | None = None) -> None:
+    def __init__(self, model: BenchModel, work: Path, batching: dict | None = None, cpu: int = 2,
+                 extra_env: dict[str, str] | None = None, name: str | None = None) -> None:
         super().__init__(model, work)
-        self.batching = batching
+        self.batching, self.cpu, self.extra_env, self._name = batching, cpu, extra_env or {}, name
         self.strategy = strategy()
         self.auth = API_KEY
-        self.deploy_name = f"bench-{model.key}" + ("-batch" if batching else "")
+        self.deploy_name = f"b-{model.key}-{self.name.replace('conduit', 'c')}".replace("+", "-")[:20].rstrip("-")
         self.folder = work / self.deploy_name
         self.home = work / "conduit-home"
         self.first_prediction_s: float | None = None
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return "conduit-batch" if self.batching else "conduit"
+        return self._name or ("conduit-batch" if self.batching else "conduit")
 
     def manifest_document(self) -> dict:
         document = {
             "name": self.deploy_name,
-            "flow": [{"model_type": self.model.conduit_model_type, "path": self.model.artifact.name}],
-            "hardware": "CPU",
-            "cpu": 2,
+            "flow": [self.model.stage or {"model_type": self.model.conduit_model_type, "path": self.model.artifact.name}],
+            "hardware": self.model.hardware,
+            "cpu": self.cpu,
             "min_replicas": 1,
         }
         if self.batching:
@@ -66,7 +71,11 @@ class ConduitEndpoint(Contender):
         if self.strategy is None:
             raise RuntimeError("conduit has neither `conduit apply` nor conduit.render yet")
         self.folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(self.model.artifact, self.folder / self.model.artifact.name)
+        target = self.folder / self.model.artifact.name
+        if self.model.artifact.is_dir():
+            shutil.copytree(self.model.artifact, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(self.model.artifact, target)
         started = time.perf_counter()
         ready_s = self._apply() if self.strategy == "apply" else self._render_and_serve()
         self.predict_once()
@@ -76,7 +85,7 @@ class ConduitEndpoint(Contender):
     # -- apply ------------------------------------------------------------------------------------
 
     def env(self) -> dict[str, str]:
-        return {**base_env(self.work), "CONDUIT_HOME": str(self.home), "CONDUIT_API_KEY": API_KEY}
+        return {**base_env(self.work), "CONDUIT_HOME": str(self.home), "CONDUIT_API_KEY": API_KEY, **self.extra_env}
 
     def _manifest_path(self) -> Path:
         from conduit.manifest.model import Manifest

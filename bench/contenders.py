@@ -60,7 +60,7 @@ class Contender:
 
     def _launch(self, command: list[str], env: dict[str, str], ready_url: str, cwd: Path | None = None) -> float:
         started = time.perf_counter()
-        self.server = ServerProcess(command, env, self.work / f"{self.label}.log", cwd)
+        self.server = ServerProcess(command, env, self.work / f"{self.model.key}-{self.label}.log", cwd)
         self.server.start()
         self.server.wait_ready(ready_url)
         return time.perf_counter() - started
@@ -77,11 +77,14 @@ def base_env(work: Path) -> dict[str, str]:
 
 
 class BentoMLPeer(Contender):
-    name = "bentoml"
+    """`service` is module:Class in `folder`: the peer, or a prototype in bench/prototypes."""
 
-    def __init__(self, model: BenchModel, work: Path, workers: int = 1) -> None:
+    def __init__(self, model: BenchModel, work: Path, workers: int = 1, name: str = "bentoml",
+                 service: str = "bentoml_service:Peer", folder: Path = BENCH_DIR / "peers",
+                 extra_env: dict[str, str] | None = None) -> None:
         super().__init__(model, work)
-        self.workers = workers
+        self.workers, self.service, self.folder, self.extra_env = workers, service, folder, extra_env or {}
+        self.name = name  # type: ignore[misc]
 
     @property
     def body(self) -> bytes:
@@ -90,9 +93,10 @@ class BentoMLPeer(Contender):
     def start(self) -> float:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/predict"
-        command = [sys.executable, "-m", "bentoml", "serve", "bentoml_service:Peer", "--host", "127.0.0.1",
-                   "--port", str(port), "--working-dir", str(BENCH_DIR / "peers")]
-        env = {**base_env(self.work), "PEER_MODEL_PATH": str(self.model.artifact), "PEER_WORKERS": str(self.workers)}
+        command = [sys.executable, "-m", "bentoml", "serve", self.service, "--host", "127.0.0.1",
+                   "--port", str(port), "--working-dir", str(self.folder)]
+        env = {**base_env(self.work), "PEER_MODEL_PATH": str(self.model.artifact),
+               "PEER_WORKERS": str(self.workers), "PROTO_WORKERS": str(self.workers), **self.extra_env}
         return self._launch(command, env, f"http://127.0.0.1:{port}/readyz")
 
 

@@ -25,6 +25,9 @@ class BenchModel:
     conduit_model_type: str
     row: list
     predict: Callable[[list], list] = field(repr=False)  # the in-process call: JSON rows -> JSON results
+    batch_rows: int = 0       # also time the in-process call on this many rows (0: not)
+    stage: dict | None = None  # conduit flow stage, when not {model_type, path: artifact name}
+    hardware: str = "CPU"
 
     @property
     def body(self) -> bytes:
@@ -62,7 +65,7 @@ def make_mlp(folder: Path) -> BenchModel:
             return net(torch.tensor(rows, dtype=torch.float32)).tolist()
 
     row = [round(0.01 * i, 2) for i in range(MLP_DIMS[0])]
-    return BenchModel("mlp", artifact, "torch", row, predict)
+    return BenchModel("mlp", artifact, "torch", row, predict, batch_rows=32)
 
 
 MAKERS = {"iris": make_iris, "mlp": make_mlp}

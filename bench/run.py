@@ -39,9 +39,13 @@ class Plan:
     in_process_calls: int
     mlserver: bool = True
     conduit: bool = True
+    scenarios: dict = None  # name -> clients; None: SCENARIOS
+
+    def __post_init__(self) -> None:
+        self.scenarios = dict(self.scenarios or SCENARIOS)
 
     def estimate_s(self, contenders: int) -> float:
-        return self.rounds * contenders * len(SCENARIOS) * (self.seconds + 0.3)
+        return self.rounds * contenders * len(self.scenarios) * (self.seconds + 0.3)
 
 
 MODES = {
@@ -57,13 +61,18 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, Path]:
     mode.add_argument("--full", dest="mode", action="store_const", const="full", help="3 rounds of 6 s per cell")
     parser.add_argument("--seconds", type=float, help="load duration of one cell (overrides the mode)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (overrides the mode)")
+    parser.add_argument("--calls", type=int, help="in-process timing calls (overrides the mode)")
     parser.add_argument("--models", default="iris,mlp", help="comma list of: iris, mlp")
     parser.add_argument("--no-mlserver", action="store_true", help="leave MLServer out")
     parser.add_argument("--no-conduit", action="store_true", help="leave conduit out (peers only)")
+    parser.add_argument("--conduit-via", choices=["apply", "render"],
+                        help="how to deploy conduit (default: apply when the CLI has it, else render)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for JSON and PNG")
     args = parser.parse_args(argv)
+    if args.conduit_via:
+        os.environ["BENCH_CONDUIT_VIA"] = args.conduit_via
     settings = dict(MODES[args.mode or "quick"])
-    settings.update({k: v for k, v in (("seconds", args.seconds), ("rounds", args.rounds)) if v})
+    settings.update({k: v for k, v in (("seconds", args.seconds), ("rounds", args.rounds), ("in_process_calls", args.calls)) if v})
     plan = Plan(args.mode or "quick", models=args.models.split(","), mlserver=not args.no_mlserver,
                 conduit=not args.no_conduit, **settings)
     return plan, args.out
@@ -113,19 +122,28 @@ def cold_start_entries(key: str, contender: Contender, ready_s: float) -> list[d
     return [{"model": key, "contender": contender.label, "what": what, "seconds": round(ready_s, 3)}]
 
 
+def same_results(got: list, expected: list) -> bool:
+    """Numbers must agree closely; anything else (labels with scores) must at least match in count."""
+    try:
+        got_array, expected_array = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
+    except (TypeError, ValueError):
+        return len(got) == len(expected)
+    return got_array.shape == expected_array.shape and np.allclose(got_array, expected_array, atol=1e-4)
+
+
 def check_results(model: BenchModel, contenders: list[Contender], notes: list[str]) -> None:
-    expected = np.asarray(model.predict([model.row]), dtype=float)
+    expected = model.predict([model.row])
     for contender in contenders:
-        got = np.asarray(contender.predict_once(), dtype=float)
-        if got.shape != expected.shape or not np.allclose(got, expected, atol=1e-4):
-            notes.append(f"{model.key}/{contender.label} answered {got.tolist()!r:.120}, expected {expected.tolist()!r:.120}")
+        got = contender.predict_once()
+        if not same_results(got, expected):
+            notes.append(f"{model.key}/{contender.label} answered {got!r:.120}, expected {expected!r:.120}")
 
 
 def measure(plan: Plan, models: dict[str, BenchModel], contenders: dict[str, list[Contender]]) -> list[dict]:
     samples = []
     for round_index in range(plan.rounds):
         for key, group in contenders.items():
-            for scenario, clients in SCENARIOS.items():
+            for scenario, clients in plan.scenarios.items():
                 turn = [c for c in group if c.scenarios is None or scenario in c.scenarios]
                 shift = round_index % max(len(turn), 1)
                 for contender in turn[shift:] + turn[:shift]:
@@ -150,7 +168,8 @@ def reapply_entries(contenders: dict[str, list[Contender]]) -> list[dict]:
     return entries
 
 
-def run(plan: Plan, out: Path) -> dict:
+def run(plan: Plan, out: Path, choose=contenders_for) -> dict:
+    """`choose(model, plan, work, notes)` names the contenders (bench/prototypes/compare.py picks others)."""
     wrk_path()
     notes: list[str] = []
     meta = {"mode": plan.mode, "seconds": plan.seconds, "rounds": plan.rounds,
@@ -160,20 +179,22 @@ def run(plan: Plan, out: Path) -> dict:
             "host_note": "shared 2-core host: absolute figures are noisy; compare ratios from one run"}
     with tempfile.TemporaryDirectory(prefix="conduit-bench-") as folder, contextlib.ExitStack() as stack:
         work = Path(folder)
-        models = make_models(plan.models, work / "models")
-        contenders = {key: contenders_for(model, plan, work, notes) for key, model in models.items()}
+        models = make_models(plan.models, work / "models") if isinstance(plan.models[0], str) \
+            else {model.key: model for model in plan.models}  # models made by the caller
+        contenders = {key: choose(model, plan, work, notes) for key, model in models.items()}
         total = sum(len(g) for g in contenders.values())
         print(f"bench {plan.mode}: {total} servers, about {plan.estimate_s(total):.0f} s of load", flush=True)
         cold = start_all(contenders, stack, notes)
         for key, model in models.items():
             check_results(model, contenders[key], notes)
         in_process = {f"{key}:1 row": time_in_process(m, plan.in_process_calls) for key, m in models.items()}
-        if "mlp" in models:
-            in_process["mlp:32 rows"] = time_in_process(models["mlp"], max(plan.in_process_calls // 10, 5), rows=32)
+        for key, rows in ((k, m.batch_rows) for k, m in models.items() if m.batch_rows):
+            in_process[f"{key}:{rows} rows"] = time_in_process(models[key], max(plan.in_process_calls // 10, 5), rows)
         samples = measure(plan, models, contenders)
         cold += reapply_entries(contenders)
     rows = report.aggregate(samples)
-    reference = "conduit" if any(r["contender"] == "conduit" for r in rows) else "bentoml"
+    names = {r["contender"] for r in rows}
+    reference = "conduit" if "conduit" in names else "bentoml" if "bentoml" in names else sorted(names)[0]
     report.add_ratios(rows, reference)
     meta["loadavg_after"] = os.getloadavg()
     document = {"meta": meta, "reference": reference, "rows": rows, "samples": samples,

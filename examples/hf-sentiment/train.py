@@ -28,7 +28,9 @@ LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 def write_tokenizer(folder: Path) -> BertTokenizerFast:
     words = sorted({word for text, _ in TRAINING for word in text.split()})
     (folder / "vocab.txt").write_text("\n".join(SPECIAL + words) + "\n", encoding="utf-8")
-    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    # from_pretrained reads vocab.txt from the folder in transformers 4 and 5 alike (the
+    # constructor's vocab argument changed name between them).
+    return BertTokenizerFast.from_pretrained(folder, do_lower_case=True)
 
 
 def train(tokenizer: BertTokenizerFast) -> BertForSequenceClassification:
@@ -41,9 +43,9 @@ def train(tokenizer: BertTokenizerFast) -> BertForSequenceClassification:
     model = BertForSequenceClassification(config)
     batch = tokenizer([text for text, _ in TRAINING], padding=True, return_tensors="pt")
     labels = torch.tensor([label for _, label in TRAINING])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
-    for _ in range(30):
+    for _ in range(40):
         optimizer.zero_grad()
         model(**batch, labels=labels).loss.backward()
         optimizer.step()

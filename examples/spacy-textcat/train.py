@@ -29,15 +29,15 @@ def build() -> spacy.language.Language:
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler")
-    ruler.add_patterns([{"label": "PRODUCT", "pattern": name} for name in PRODUCTS])
     textcat = nlp.add_pipe("textcat")
     for label in ("POSITIVE", "NEGATIVE"):
         textcat.add_label(label)
     examples = [
-        Example.from_dict(nlp.make_doc(text), {"cats": {"POSITIVE": label == "POSITIVE", "NEGATIVE": label == "NEGATIVE"}})
+        Example.from_dict(nlp.make_doc(text), {"cats": {name: name == label for name in ("POSITIVE", "NEGATIVE")}})
         for text, label in TRAINING
     ]
     optimizer = nlp.initialize(lambda: examples)
+    ruler.add_patterns([{"label": "PRODUCT", "pattern": name} for name in PRODUCTS])  # initialize() clears them
     for _ in range(20):
         random.shuffle(examples)
         nlp.update(examples, sgd=optimizer)

@@ -6,6 +6,7 @@ the shared folder (`../shared/schemas/kserve/`, beside the repository in CI).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -14,7 +15,12 @@ import jsonschema
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_COPY = REPO / "tests" / "data" / "kserve" / "inferenceservice-v1beta1.schema.json"
+SOURCE_RECORD = SCHEMA_COPY.with_name("source.json")  # the sha256 of the CRD the copy came from
 SHARED_CRD = REPO.parent / "shared" / "schemas" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def extract_v1beta1(crd_path: Path) -> dict:
@@ -57,4 +63,6 @@ def validator() -> jsonschema.protocols.Validator:
 if __name__ == "__main__":
     source = Path(sys.argv[1]) if len(sys.argv) > 1 else SHARED_CRD
     SCHEMA_COPY.write_text(json.dumps(extract_v1beta1(source), separators=(",", ":"), sort_keys=True) + "\n")
+    record = {"crd": source.name, "crd_sha256": file_sha256(source), "kserve_commit": "aaac4e294dae2c7b1aa1886447793f3aa1c30912"}
+    SOURCE_RECORD.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {SCHEMA_COPY} from {source}")

@@ -58,10 +58,9 @@ def test_form_with_data_parameters_and_files():
     assert request.data == [[1, 2]] and request.parameters == {"a": 1} and request.files == {"image": b"\x00\x01"}
 
 
-def test_form_with_files_only_leaves_data_to_a_pre_hook():
-    assert parse_form_fields(None, None, {"points": b"[]"}).data == []
-    with pytest.raises(BadRequest, match="neither"):
-        parse_form_fields(None, None, {})
+def test_form_needs_a_data_field():
+    with pytest.raises(BadRequest, match="no 'data' field"):
+        parse_form_fields(None, None, {"points": b"[]"})
     with pytest.raises(BadRequest, match="'parameters' is not valid JSON"):
         parse_form_fields("[1]", "{", {})
 

@@ -16,7 +16,7 @@ import json
 
 
 def rows(data, files=None):
-    """Data points from the request, or from an uploaded `points` file (multipart)."""
+    """The data points, or in their place the ones in an uploaded `points` file (multipart)."""
     if files and "points" in files:
         return json.loads(files["points"].decode("utf-8"))
     return data

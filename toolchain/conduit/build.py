@@ -93,6 +93,10 @@ def _build_bento(rendered: RenderResult, store: Any) -> None:
 
     # Every context's glue is a module named `service`: drop a cached one from an earlier build.
     sys.modules.pop("service", None)
+    previous_cwd = os.getcwd()
+    # A GPU bentofile (docker.cuda_version) takes BentoML's v1 build path, which resolves
+    # requirements.txt against the working directory rather than the build context.
+    os.chdir(rendered.path)
     try:
         bentoml.bentos.build_bentofile(
             str(rendered.path / "bentofile.yaml"),
@@ -103,6 +107,7 @@ def _build_bento(rendered: RenderResult, store: Any) -> None:
     except Exception as exc:
         raise DeployError(f"bentoml build of {rendered.name} failed: {exc}") from exc
     finally:
+        os.chdir(previous_cwd)
         sys.modules.pop("service", None)
 
 

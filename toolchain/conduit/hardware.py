@@ -49,7 +49,7 @@ class HardwareSpec:
 
 
 MEMORY_MIN_GB = 2.0
-CUDA_VERSION = "12.4.1"  # CUDA base image version for every GPU row (bentofile `docker.cuda_version`)
+CUDA_VERSION = "12.8.1"  # CUDA base image version for every GPU row (bentofile `docker.cuda_version`; one BentoML 1.4 supports)
 
 HARDWARE: dict[Hardware, HardwareSpec] = {
     Hardware.CPU: HardwareSpec(None, 0, 256.0, None, None, None),

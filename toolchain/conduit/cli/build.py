@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from conduit.cli.run import load_manifest
+from conduit.cli.render import load_manifest
 
 
 @click.command("build")
-@click.argument("manifest_path", metavar="CONDUIT_YAML", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("manifest_path", metavar="CONDUIT_YAML|FOLDER", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
 @click.option("--image", default=None, metavar="REGISTRY/NAME", help="Also build an OCI image of the Bento.")
 def command(manifest_path: Path, force: bool, image: str | None) -> int:
@@ -30,3 +30,4 @@ def command(manifest_path: Path, force: bool, image: str | None) -> int:
         click.echo(f"✅ Image {containerize(result.tag, image)}")
     click.echo(f"🍱 Bento: {result.tag}")
     return 0
+

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import click
 
-from conduit.cli.run import load_manifest
+from conduit.manifest import load_with_warnings
 
 
 @click.command("render")
 @click.argument(
-    "manifest_paths", metavar="CONDUIT_YAML...", nargs=-1, required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    "manifest_paths", metavar="CONDUIT_YAML|FOLDER...", nargs=-1, required=True,
+    type=click.Path(path_type=Path),
 )
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bentos"),
               show_default=True, help="Folder to write into (one sub-folder per deployment for local).")
@@ -41,3 +41,11 @@ def command(manifest_paths: tuple[Path, ...], out_dir: Path, target: str, flavor
         result = render(manifest, out_dir)
         click.echo(f"✅ Rendered {manifest.name} to {result.path} (version {result.version})")
     return 0
+
+
+def load_manifest(path: Path):
+    """The manifest, its warnings (deprecated hardware...) shown on stderr."""
+    manifest, problems = load_with_warnings(path)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    return manifest

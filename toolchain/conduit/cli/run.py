@@ -8,24 +8,34 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
 from conduit.errors import UsageError
+from conduit.manifest import load_with_warnings
 
 
 @click.command("run")
-@click.argument("manifest_path", metavar="CONDUIT_YAML", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("manifest_path", metavar="CONDUIT_YAML|FOLDER", type=click.Path(path_type=Path))
 @click.option("--data", "data_arg", required=True, help="JSON request body, @file.json, or - for stdin.")
 def command(manifest_path: Path, data_arg: str) -> int:
     """Run the flow in-process on DATA and print the result list as JSON."""
     from conduit.runtimes.flow import Flow
 
     data, parameters = split_request(parse_json(read_data(data_arg)))
-    result = Flow.load(load_manifest(manifest_path)).predict(data, parameters=parameters)
-    click.echo(json.dumps(result))
+    manifest, problems = load_with_warnings(manifest_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        flow = Flow.load(manifest)
+    # stdout carries the JSON result alone; every warning is one line on stderr
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    click.echo(json.dumps(flow.predict(data, parameters=parameters)))
     return 0
 
 
@@ -59,22 +69,3 @@ def split_request(body: Any) -> tuple[Any, dict]:
             raise UsageError("'parameters' must be a JSON object")
         return body["data"], parameters
     return body, {}
-
-
-def load_manifest(path: Path) -> Any:
-    try:
-        from conduit.manifest import load
-    except ImportError:  # the loader is being written; read the file directly until it lands
-        return _plain_load(path)
-    return load(path)
-
-
-def _plain_load(path: Path) -> Any:
-    from ruamel.yaml import YAML
-
-    from conduit.manifest import Manifest
-
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    return Manifest.model_validate(document).with_base_dir(path.resolve().parent)

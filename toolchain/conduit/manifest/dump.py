@@ -9,6 +9,7 @@ can be compared byte for byte:
 
 The API key is not part of a Manifest, so it can never be written here.
 """
+
 from __future__ import annotations
 
 import io
@@ -26,7 +27,9 @@ SCHEMA_FILE = "conduit.schema.json"
 
 def to_yaml(manifest: Manifest) -> str:
     document = {key: value for key, value in _fields(manifest).items() if value is not None}
-    document["flow"] = [{key: value for key, value in stage.items() if value not in (None, {})} for stage in document["flow"]]
+    document["flow"] = [
+        {key: value for key, value in stage.items() if value not in (None, {})} for stage in document["flow"]
+    ]
     document["python_version"] = DoubleQuotedScalarString(document["python_version"])
     comment = schema_comment(manifest.base_dir)
     return (f"{comment}\n" if comment else "") + _dump(document)
@@ -46,7 +49,10 @@ def schema_comment(base_dir: Path) -> Optional[str]:
 
 def find_schema(base_dir: Path) -> Optional[Path]:
     folder = Path(base_dir).resolve()
-    return next((candidate / SCHEMA_FILE for candidate in (folder, *folder.parents) if (candidate / SCHEMA_FILE).is_file()), None)
+    return next(
+        (candidate / SCHEMA_FILE for candidate in (folder, *folder.parents) if (candidate / SCHEMA_FILE).is_file()),
+        None,
+    )
 
 
 def _dump(document: dict) -> str:

@@ -4,18 +4,19 @@
 used by `Conduit(...)`. Every problem from every phase is collected and raised at once as
 `ManifestInvalid`; warnings (deprecated hardware, ...) come back beside the manifest.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from conduit.errors import UsageError
 from conduit.manifest.model import Manifest, is_single_stage, is_stage_tuple
 from conduit.manifest.parse import Document, parse
 from conduit.manifest.problems import KeyPath, ManifestInvalid, Problem
 from conduit.manifest.semantics import check_meaning
-from conduit.manifest.shape import check_shape
+from conduit.manifest.shape import check_shape, plain
 
 MANIFEST_NAME = "conduit.yaml"
 Warnings = list[Problem]
@@ -49,13 +50,15 @@ def manifest_file(path: Path | str) -> Path:
 
 
 def build(
-    data: dict, base_dir: Path | str, document: Optional[Document] = None, problems: Warnings = ()
+    data: dict, base_dir: Path | str, document: Optional[Document] = None, problems: Sequence[Problem] = ()
 ) -> tuple[Manifest, Warnings]:
     """Phases schema -> semantics -> defaults on already-parsed data (from YAML or from Python)."""
     base_dir = Path(base_dir).resolve()
+    data = plain(data)
     manifest, shape_problems = check_shape(data)
     meaning_problems, warnings = check_meaning(data, base_dir)
-    problems = _placed([*problems, *shape_problems, *meaning_problems], document)
+    later = [problem for problem in [*shape_problems, *meaning_problems] if not _unreadable(problem, document)]
+    problems = _placed([*problems, *later], document)
     warnings = _placed(warnings, document)
     if problems:
         raise ManifestInvalid(problems, warnings)
@@ -66,6 +69,14 @@ def with_defaults(manifest: Manifest, base_dir: Path) -> Manifest:
     """Phase 4, defaults: make implicit choices explicit, so every path to a Manifest compares equal."""
     manifest.hardware = manifest.resolved_hardware
     return manifest.with_base_dir(base_dir)
+
+
+def _unreadable(problem: Problem, document: Optional[Document]) -> bool:
+    """A problem about a value the parse phase could not read (and already reported)."""
+    if document is None:
+        return False
+    path = written_path(document.data, problem.path)
+    return any(path[: len(broken)] == broken for broken in document.unreadable)
 
 
 def _placed(problems: list[Problem], document: Optional[Document]) -> list[Problem]:

@@ -8,6 +8,7 @@ These classes check the shape of a manifest (types, ranges, names, unknown keys)
 file system or several fields at once (files exist, min <= max, memory fits the hardware) is
 checked by `conduit.manifest.semantics`, which `load()` and `Conduit(...)` both run.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Deployment name rules: a DNS-1035 label (what a Kubernetes Service and a KServe
 InferenceService accept), at most 20 characters, and a suggested fix for a name that breaks them."""
+
 from __future__ import annotations
 
 import re

@@ -4,6 +4,7 @@ We compose the YAML into nodes and build the data ourselves, so that duplicate k
 reported (not only the first), every value keeps its line and column, and an unquoted
 `python_version: 3.10` keeps its written text "3.10" instead of becoming the float 3.1.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,6 +33,7 @@ class Document:
     file: Optional[str]
     keys: dict[KeyPath, Position] = field(default_factory=dict)
     values: dict[KeyPath, Position] = field(default_factory=dict)
+    unreadable: set[KeyPath] = field(default_factory=set)  # values already reported; later phases skip them
 
     def position(self, path: KeyPath, at_key: bool = False) -> Position:
         """Where `path` is written (its key, or its value); the nearest written parent if it is absent."""
@@ -49,7 +51,9 @@ def parse(text: str, file: Optional[str] = None) -> tuple[Optional[Document], li
     except MarkedYAMLError as error:
         return None, _syntax_problems(error, text, file)
     if root is None:
-        return None, [Problem("the file is empty; a manifest needs at least `name` and `flow`", file=file, line=1, column=1)]
+        return None, [
+            Problem("the file is empty; a manifest needs at least `name` and `flow`", file=file, line=1, column=1)
+        ]
     if not isinstance(root, MappingNode):
         kind = "a list" if isinstance(root, SequenceNode) else f"the single value '{root.value}'"
         line, column = _position(root)
@@ -57,7 +61,7 @@ def parse(text: str, file: Optional[str] = None) -> tuple[Optional[Document], li
         return None, [Problem(message, file=file, line=line, column=column)]
     builder = _Builder(file)
     data = builder.build(root, ())
-    return Document(data, file, builder.keys, builder.values), builder.problems
+    return Document(data, file, builder.keys, builder.values, builder.unreadable), builder.problems
 
 
 def _position(node: Node) -> Position:
@@ -72,6 +76,7 @@ class _Builder:
         self.keys: dict[KeyPath, Position] = {}
         self.values: dict[KeyPath, Position] = {}
         self.problems: list[Problem] = []
+        self.unreadable: set[KeyPath] = set()
         self._constructor = YAML(typ="safe", pure=True).constructor
 
     def build(self, node: Node, path: KeyPath) -> Any:
@@ -90,8 +95,12 @@ class _Builder:
                 continue
             if key in result:
                 first_line = self.keys[path + (key,)][0]
-                self._problem(key_node, path + (key,), f"duplicate key `{key}` (first written on line {first_line})",
-                              hint="keep one of them")
+                self._problem(
+                    key_node,
+                    path + (key,),
+                    f"duplicate key `{key}` (first written on line {first_line})",
+                    hint="keep one of them",
+                )
                 continue
             self.keys[path + (key,)] = _position(key_node)
             result[key] = self.build(value_node, path + (key,))
@@ -113,6 +122,7 @@ class _Builder:
             return self._constructor.construct_object(node, deep=True)
         except Exception:  # ruamel raises several types for tags it does not know
             self._problem(node, path, f"unknown YAML tag `{node.tag}`", hint="remove the tag")
+            self.unreadable.add(path)
             return None
 
     def _problem(self, node: Node, path: KeyPath, message: str, hint: Optional[str] = None) -> None:
@@ -124,28 +134,37 @@ def _is_number(text: str) -> bool:
     return re.fullmatch(r"[0-9]+(\.[0-9]+)?", text) is not None
 
 
+TAB_HINT = "replace the tab with spaces"
+# Clues in ruamel's wording -> the same problem in plain words, with a hint.
+PLAIN_WORDS = {
+    "'\\t'": ("a tab stands where YAML expects a value", TAB_HINT),
+    "another document": (
+        "the file holds more than one YAML document (a second `---`); a manifest is one document",
+        "remove the second document",
+    ),
+}
+
+
 def _syntax_problems(error: MarkedYAMLError, text: str, file: Optional[str]) -> list[Problem]:
+    tabs = _tab_problems(text, file) if "'\\t'" in str(error.problem) else []
+    if tabs:
+        return tabs
     mark = error.problem_mark or error.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    if "'\\t'" in str(error.problem):
-        return _tab_problems(text, file) or [
-            Problem("a tab stands where YAML expects a value", file=file, line=line, column=column,
-                    hint="replace the tab with spaces")
-        ]
-    if "another document" in str(error.problem):
-        return [Problem("the file holds more than one YAML document (a second `---`); a manifest is one document",
-                        file=file, line=line, column=column, hint="remove the second document")]
     context = f" ({error.context})" if error.context else ""
-    return [Problem(f"YAML syntax error: {error.problem}{context}", file=file, line=line, column=column)]
+    message, hint = next(
+        (words for clue, words in PLAIN_WORDS.items() if clue in str(error.problem)),
+        (f"YAML syntax error: {error.problem}{context}", None),
+    )
+    return [Problem(message, file=file, line=line, column=column, hint=hint)]
 
 
 def _tab_problems(text: str, file: Optional[str]) -> list[Problem]:
     """One problem per line indented with a tab: YAML indents with spaces only."""
-    problems = []
-    for number, line_text in enumerate(text.splitlines(), start=1):
-        indent = re.match(r"[ \t]*", line_text).group()
-        if "\t" in indent:
-            problems.append(Problem("this line is indented with a tab; YAML indents with spaces only",
-                                    file=file, line=number, column=indent.index("\t") + 1,
-                                    hint="replace the tab with spaces"))
-    return problems
+    message = "this line is indented with a tab; YAML indents with spaces only"
+    indents = [re.match(r"[ \t]*", line).group() for line in text.splitlines()]
+    return [
+        Problem(message, file=file, line=number, column=indent.index("\t") + 1, hint=TAB_HINT)
+        for number, indent in enumerate(indents, start=1)
+        if "\t" in indent
+    ]

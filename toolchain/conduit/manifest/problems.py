@@ -3,6 +3,7 @@
 A problem knows where it is (file, line, column, key path) so editors, the CLI and GitHub
 annotations can point at the offending line, and carries a hint a person can act on.
 """
+
 from __future__ import annotations
 
 import difflib

@@ -5,6 +5,7 @@ Pydantic describes the canonical form; the additions below teach the schema what
 `AMPERE_A100`) and the rule a Hugging Face stage follows, so editors flag the same things the
 loader does. The file is written by `conduit schema`, never by hand.
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,21 +45,34 @@ def schema_is_current(path: Path) -> bool:
 
 
 def _stage_tuple(stage_properties: dict) -> dict:
-    hooks = {key: copy.deepcopy(stage_properties[key]["anyOf"][0]) for key in HOOK_KEYS}
+    hooks = {key: _hook_text(stage_properties[key]) for key in HOOK_KEYS}
     return {
         "type": "array",
         "description": "A stage in the tuple form: [model_type, path], or [model_type, path, {pre, post}].",
         "examples": [["sklearn", "model.pkl"], ["sklearn", "model.pkl", {"post": "hooks.py:to_labels"}]],
         "prefixItems": [
-            {"allOf": [{"$ref": "#/$defs/ModelType"}, {"not": {"const": HUGGINGFACE}}],
-             "description": "The model type (a Hugging Face stage needs the mapping form).", "examples": ["sklearn"]},
+            {
+                "allOf": [{"$ref": "#/$defs/ModelType"}, {"not": {"const": HUGGINGFACE}}],
+                "description": "The model type (a Hugging Face stage needs the mapping form).",
+                "examples": ["sklearn"],
+            },
             {"type": "string", "description": stage_properties["path"]["description"], "examples": ["model.pkl"]},
-            {"type": "object", "properties": hooks, "additionalProperties": False,
-             "description": "Optional hooks.", "examples": [{"post": "hooks.py:to_labels"}]},
+            {
+                "type": "object",
+                "properties": hooks,
+                "additionalProperties": False,
+                "description": "Optional hooks.",
+                "examples": [{"post": "hooks.py:to_labels"}],
+            },
         ],
         "minItems": 2,
         "maxItems": 3,
     }
+
+
+def _hook_text(hook: dict) -> dict:
+    """A hook property without its `null` branch: in the tuple form a hook is written or left out."""
+    return {**copy.deepcopy(hook["anyOf"][0]), "description": hook["description"], "examples": hook["examples"]}
 
 
 def _stage_either_form(mapping: dict) -> dict:
@@ -66,11 +80,19 @@ def _stage_either_form(mapping: dict) -> dict:
     mapping = {
         **mapping,
         "if": {"properties": {"model_type": {"const": HUGGINGFACE}}, "required": ["model_type"]},
-        "then": {"required": ["task", "model"],
-                 "properties": {"path": {"type": "null"}, "task": {"type": "string"}, "model": {"type": "string"}}},
-        "else": {"required": ["path"],
-                 "properties": {"path": {"type": "string"}, "task": {"type": "null"}, "model": {"type": "null"},
-                                "options": {"maxProperties": 0}}},
+        "then": {
+            "required": ["task", "model"],
+            "properties": {"path": {"type": "null"}, "task": {"type": "string"}, "model": {"type": "string"}},
+        },
+        "else": {
+            "required": ["path"],
+            "properties": {
+                "path": {"type": "string"},
+                "task": {"type": "null"},
+                "model": {"type": "null"},
+                "options": {"maxProperties": 0},
+            },
+        },
     }
     return {"description": mapping["description"], "anyOf": [mapping, {"$ref": "#/$defs/StageTuple"}]}
 

@@ -5,16 +5,26 @@ Runs on the raw data even when the schema phase found problems, so one run repor
 each check skips values the schema phase already rejected. Hook files are read with `ast`,
 never imported: validating must not run user code.
 """
+
 from __future__ import annotations
 
 import ast
 import enum
+import math
 import re
 from pathlib import Path
 from typing import Any, Optional
 
 from conduit.hardware import HARDWARE, Hardware
-from conduit.manifest.model import HOOK_KEYS, HOOK_PATTERN, MEMORY_MAX_GB, Manifest, default_hardware, stage_list, stage_mapping
+from conduit.manifest.model import (
+    HOOK_KEYS,
+    HOOK_PATTERN,
+    MEMORY_MAX_GB,
+    Manifest,
+    default_hardware,
+    stage_list,
+    stage_mapping,
+)
 from conduit.manifest.problems import KeyPath, Problem, did_you_mean
 from conduit.model_types import MODEL_TYPES, ModelType
 
@@ -46,7 +56,8 @@ def _member(kind: type[enum.Enum], value: Any) -> Optional[Any]:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A number the schema phase accepted (NaN and infinity it did not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _stages(data: dict) -> list[tuple[int, dict]]:
@@ -73,33 +84,48 @@ def _stage_problems(at: KeyPath, stage: dict, base_dir: Path) -> list[Problem]:
 def _huggingface_problems(at: KeyPath, stage: dict) -> list[Problem]:
     problems = [
         Problem(f"a huggingface_pipeline stage needs `{key}`", at + (key,), hint=f"e.g. `{key}: {example}`")
-        for key, example in (("task", "text-classification"), ("model", "hf_model")) if stage.get(key) is None
+        for key, example in (("task", "text-classification"), ("model", "hf_model"))
+        if stage.get(key) is None
     ]
     if stage.get("path") is not None:
-        problems.append(Problem("a huggingface_pipeline stage takes no `path`", at + ("path",), stage["path"],
-                                "name the model with `model:` (a local folder or a hub id)", at_key=True))
+        problems.append(
+            Problem(
+                "a huggingface_pipeline stage takes no `path`",
+                at + ("path",),
+                stage["path"],
+                "name the model with `model:` (a local folder or a hub id)",
+                at_key=True,
+            )
+        )
     return problems
 
 
 def _artifact_problems(at: KeyPath, model_type: ModelType, stage: dict, base_dir: Path) -> list[Problem]:
     problems = [
         Problem(f"`{key}` is only for huggingface_pipeline stages", at + (key,), stage[key], "remove it", at_key=True)
-        for key in HUGGINGFACE_ONLY if stage.get(key) not in (None, {})
+        for key in HUGGINGFACE_ONLY
+        if stage.get(key) not in (None, {})
     ]
     path = stage.get("path")
     if path is None:
-        problems.append(Problem(f"a {model_type.value} stage needs `path`: {_expected(model_type)}", at + ("path",),
-                                hint="e.g. `path: model.pkl`" if not MODEL_TYPES[model_type].folder else None))
+        problems.append(
+            Problem(
+                f"a {model_type.value} stage needs `path`: {_expected(model_type)}",
+                at + ("path",),
+                hint="e.g. `path: model.pkl`" if not MODEL_TYPES[model_type].folder else None,
+            )
+        )
     elif isinstance(path, str):
         problems += _artifact_path_problems(at + ("path",), model_type, path, base_dir)
     return problems
 
 
 def _expected(model_type: ModelType) -> str:
-    suffixes = MODEL_TYPES[model_type].suffixes
+    """`a .pkl file`, `a .pkl or .pt file`, `a .pkl, .json or .ubj file`, or the spaCy folder."""
     if MODEL_TYPES[model_type].folder:
         return "a folder saved by nlp.to_disk"
-    return "a " + (" or ".join(suffixes) if len(suffixes) < 3 else f"{', '.join(suffixes[:-1])} or {suffixes[-1]}") + " file"
+    *others, last = MODEL_TYPES[model_type].suffixes
+    return f"a {', '.join(others)} or {last} file" if others else f"a {last} file"
 
 
 def _artifact_path_problems(at: KeyPath, model_type: ModelType, path: str, base_dir: Path) -> list[Problem]:
@@ -113,7 +139,9 @@ def _artifact_path_problems(at: KeyPath, model_type: ModelType, path: str, base_
         return [Problem(f"{kind} '{path}' not found next to the manifest", at, path, f"looked for {target}")]
     if target.is_dir() != wants_folder:
         kind = "folder" if target.is_dir() else "file"
-        return [Problem(f"'{path}' is a {kind}; model_type {model_type.value} expects {_expected(model_type)}", at, path)]
+        return [
+            Problem(f"'{path}' is a {kind}; model_type {model_type.value} expects {_expected(model_type)}", at, path)
+        ]
     return []
 
 
@@ -141,8 +169,9 @@ def _hook_problems(at: KeyPath, hook: Any, base_dir: Path) -> list[Problem]:
     functions = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     if function in functions:
         return []
-    hint = did_you_mean(function, functions) or (f"functions there: {', '.join(functions)}" if functions
-                                                  else "it defines no top-level functions")
+    hint = did_you_mean(function, functions) or (
+        f"functions there: {', '.join(functions)}" if functions else "it defines no top-level functions"
+    )
     return [Problem(f"hook file '{file_name}' has no top-level function `{function}`", at, hook, hint)]
 
 
@@ -153,7 +182,9 @@ def _model_folder_warnings(at: KeyPath, stage: dict, base_dir: Path) -> list[Pro
         return []
     if (base_dir / model).is_dir():
         return []
-    message = f"model '{model}' is not a folder next to the manifest; it must already be in the local Hugging Face cache"
+    message = (
+        f"model '{model}' is not a folder next to the manifest; it must already be in the local Hugging Face cache"
+    )
     return [Problem(message, at + ("model",), model, "save it here with save_pretrained", severity="warning")]
 
 
@@ -165,8 +196,14 @@ def _replica_problems(data: dict) -> list[Problem]:
     low, high = data.get("min_replicas", _default("min_replicas")), data.get("max_replicas", _default("max_replicas"))
     if not (_number(low) and _number(high)) or low <= high:
         return []
-    return [Problem(f"min_replicas ({low}) is greater than max_replicas ({high})", ("min_replicas",), low,
-                    f"raise max_replicas to {low} or lower min_replicas")]
+    return [
+        Problem(
+            f"min_replicas ({low}) is greater than max_replicas ({high})",
+            ("min_replicas",),
+            low,
+            f"raise max_replicas to {low} or lower min_replicas",
+        )
+    ]
 
 
 def _resolved_hardware(data: dict) -> Optional[Hardware]:
@@ -183,8 +220,14 @@ def _memory_problems(data: dict) -> list[Problem]:
     limit = HARDWARE[hardware].memory_max_gb
     if memory <= limit or memory > MEMORY_MAX_GB:
         return []  # fine, or already refused by the schema's upper bound
-    return [Problem(f"memory {float(memory)} GB is more than {hardware.value} allows (at most {limit} GB)",
-                    ("memory",), memory, f"lower memory to {limit} or choose larger hardware")]
+    return [
+        Problem(
+            f"memory {float(memory)} GB is more than {hardware.value} allows (at most {limit} GB)",
+            ("memory",),
+            memory,
+            f"lower memory to {limit} or choose larger hardware",
+        )
+    ]
 
 
 def _hardware_warnings(data: dict) -> list[Problem]:
@@ -193,5 +236,12 @@ def _hardware_warnings(data: dict) -> list[Problem]:
     if replacement is None:
         return []
     spec = HARDWARE[replacement]
-    return [Problem(f"hardware {hardware.value} is deprecated", ("hardware",), hardware.value,
-                    f"use {replacement.value} ({spec.gpu}, {spec.vram_gb} GB)", severity="warning")]
+    return [
+        Problem(
+            f"hardware {hardware.value} is deprecated",
+            ("hardware",),
+            hardware.value,
+            f"use {replacement.value} ({spec.gpu}, {spec.vram_gb} GB)",
+            severity="warning",
+        )
+    ]

@@ -3,6 +3,7 @@
 Validation is strict and goes through JSON, exactly as `conduit.schema.json` sees the file: `"2"`
 is not a number and `yes` is not a boolean, so the loader and an editor using the schema agree.
 """
+
 from __future__ import annotations
 
 import enum
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from conduit.hardware import Hardware
 from conduit.manifest.model import PYTHON_VERSIONS, Batching, Manifest, Stage
 from conduit.manifest.names import name_problem, suggest_name
-from conduit.manifest.problems import KeyPath, Problem, did_you_mean, show
+from conduit.manifest.problems import KeyPath, ManifestInvalid, Problem, did_you_mean, show
 from conduit.model_types import ModelType
 
 Message = tuple[str, Optional[str]]  # (message, hint)
@@ -24,20 +25,28 @@ Message = tuple[str, Optional[str]]  # (message, hint)
 def check_shape(data: dict) -> tuple[Optional[Manifest], list[Problem]]:
     """The validated manifest (no defaults applied yet), or None and every shape problem."""
     try:
-        return Manifest.model_validate_json(json.dumps(data, default=_plain), strict=True), []
+        return Manifest.model_validate_json(json.dumps(data), strict=True), []
     except ValidationError as error:
         return None, [_problem(detail) for detail in error.errors(include_url=False)]
 
 
-def _plain(value: Any) -> Any:
-    """What json cannot write by itself: paths, enums, numpy scalars from a Python caller."""
-    if isinstance(value, PurePath):
-        return str(value)
+def plain(value: Any, path: KeyPath = ()) -> Any:
+    """The data as JSON carries it, which is what the schema sees: enums as their values, paths as
+    text, tuples as lists, numpy scalars as numbers. Anything else is refused where it stands."""
+    if isinstance(value, dict):
+        return {str(key): plain(item, path + (str(key),)) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item, path + (index,)) for index, item in enumerate(value)]
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float)):
+        return value
     if hasattr(value, "item"):
         return value.item()
-    return repr(value)
+    message = f"a value of type {type(value).__name__} cannot be written in a manifest"
+    raise ManifestInvalid([Problem(message, path, hint="use text, numbers, true/false, lists and mappings")])
 
 
 def _problem(detail: dict) -> Problem:
@@ -50,7 +59,11 @@ def _problem(detail: dict) -> Problem:
 
 
 def _missing(field: str, value: Any, ctx: dict, path: KeyPath) -> Message:
-    examples = {"name": "name: iris-classifier", "flow": "flow: [sklearn, model.pkl]", "model_type": "model_type: sklearn"}
+    examples = {
+        "name": "name: iris-classifier",
+        "flow": "flow: [sklearn, model.pkl]",
+        "model_type": "model_type: sklearn",
+    }
     return f"required key `{field}` is missing", (f"e.g. `{examples[field]}`" if field in examples else None)
 
 
@@ -115,8 +128,10 @@ def _list(field: str, value: Any, ctx: dict, path: KeyPath) -> Message:
 
 def _mapping(field: str, value: Any, ctx: dict, path: KeyPath) -> Message:
     if path[:1] == ("flow",) and len(path) == 2:
-        return (f"a stage must be a mapping or a list [model_type, path], got {show(value)}",
-                "e.g. `{model_type: sklearn, path: model.pkl}` or `[sklearn, model.pkl]`")
+        return (
+            f"a stage must be a mapping or a list [model_type, path], got {show(value)}",
+            "e.g. `{model_type: sklearn, path: model.pkl}` or `[sklearn, model.pkl]`",
+        )
     return f"{field} must be a mapping, got {show(value)}", None
 
 

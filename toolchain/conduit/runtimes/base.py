@@ -102,3 +102,11 @@ def import_framework(module: str, extra: str) -> Any:
         raise ModelLoadError(
             f"the Python module {module!r} is not installed: pip install 'conduit-deploy[{extra}]'"
         ) from exc
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first sentence of a framework's error: enough to recognise, short enough for one line."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    return text.splitlines()[0].split(". ")[0].rstrip(".")

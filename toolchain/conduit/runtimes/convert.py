@@ -158,8 +158,11 @@ def _kinds(data: Any) -> str:
         if isinstance(item, (list, tuple)):
             stack.extend(item[:64])
         else:
-            kinds.add("numbers" if is_number(item) else type(item).__name__ + "s")
+            kinds.add("numbers" if is_number(item) else _KIND_NAMES.get(type(item), type(item).__name__ + " values"))
     return " and ".join(sorted(kinds)) or "nothing"
+
+
+_KIND_NAMES = {str: "strings", bool: "booleans", dict: "objects", type(None): "nulls"}
 
 
 def _clip(text: str, limit: int = 60) -> str:

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
-from conduit.errors import ConduitError, InputError, ModelLoadError
+from conduit.errors import ConduitError, InputError, ModelLoadError, Overloaded
 from conduit.hardware import spec
 from conduit.runtimes import convert
 from conduit.runtimes.base import CPU, CUDA, Runtime, runtime_class
@@ -42,7 +42,7 @@ class FlowStage:
     """One loaded stage: its runtime and optional hooks."""
 
     def __init__(self, index: int, model_type: str, runtime: Runtime, pre: Optional[Hook], post: Optional[Hook]):
-        self.label = f"flow[{index}] ({model_type})"
+        self.label = stage_label(index, model_type)
         self.runtime = runtime
         self.pre = pre
         self.post = post
@@ -55,6 +55,8 @@ class FlowStage:
             try:
                 value = self.runtime.predict(value, parameters)
             except MODEL_INPUT_ERRORS as exc:
+                if type(exc).__name__ == "OutOfMemoryError":  # torch's CUDA OOM: the device is full, not the input bad
+                    raise Overloaded(f"the GPU ran out of memory on input {convert.describe(value)}") from exc
                 raise InputError(f"the model rejected input {convert.describe(value)}: {exc}") from exc
             if self.post is not None:
                 value = self.post(value, **context)
@@ -71,7 +73,7 @@ class Flow:
         wants_gpu = spec(manifest.resolved_hardware).is_gpu
         stages, on_cpu = [], []
         for index, stage in enumerate(manifest.flow):
-            label = f"flow[{index}] ({stage.model_type})"
+            label = stage_label(index, stage.model_type)
             with _labelled(label):
                 runtime_cls = runtime_class(stage.model_type)
                 device = _device(runtime_cls, wants_gpu)
@@ -102,6 +104,11 @@ class Flow:
                 "the last stage (or its post hook) must return one result per data point"
             )
         return result
+
+
+def stage_label(index: int, model_type: Any) -> str:
+    """How errors and warnings name a stage: `flow[1] (xgboost_classifier)`."""
+    return f"flow[{index}] ({model_type})"
 
 
 def _load_stage(index: int, stage: Any, runtime_cls: type, manifest: Any, device: str) -> FlowStage:
@@ -136,5 +143,9 @@ class _labelled:
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
         if isinstance(exc, ConduitError) and not str(exc).startswith("flow["):
-            raise type(exc)(f"{self.label}: {exc}") from exc
+            try:
+                labelled = type(exc)(f"{self.label}: {exc}")
+            except TypeError:  # an error class with its own constructor: keep it as it is
+                return False
+            raise labelled from exc
         return False

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Optional
 
 from conduit.errors import ModelLoadError
 from conduit.runtimes import convert
-from conduit.runtimes.base import CPU, CUDA, Runtime, import_framework
+from conduit.runtimes.base import CPU, CUDA, Runtime, import_framework, short_reason
 
 
 class HuggingFaceRuntime(Runtime):
@@ -31,8 +31,8 @@ class HuggingFaceRuntime(Runtime):
         try:
             pipe = transformers.pipeline(stage.task, model=model, **options)
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for a bad model/task
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelLoadError(f"cannot load Hugging Face pipeline {stage.task!r} from {model}: {first_line}") from exc
+            reason = short_reason(exc)
+            raise ModelLoadError(f"cannot load Hugging Face pipeline {stage.task!r} from {model}: {reason}") from exc
         return cls(pipe, device)
 
     @classmethod

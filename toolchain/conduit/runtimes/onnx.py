@@ -13,7 +13,7 @@ import numpy as np
 
 from conduit.errors import InputError, ModelLoadError
 from conduit.runtimes import convert
-from conduit.runtimes.base import CPU, CUDA, Runtime, import_framework, require_file
+from conduit.runtimes.base import CPU, CUDA, Runtime, import_framework, require_file, short_reason
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -45,7 +45,7 @@ class OnnxRuntime(Runtime):
         try:
             session = ort.InferenceSession(str(artifact_path), providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise ModelLoadError(f"{artifact_path.name} is not a loadable ONNX model ({_first_line(exc)})") from exc
+            raise ModelLoadError(f"{artifact_path.name} is not a loadable ONNX model ({short_reason(exc)})") from exc
         return cls(session, device)
 
     @classmethod
@@ -63,7 +63,7 @@ class OnnxRuntime(Runtime):
             outputs = self.model.run(None, feeds)
         except Exception as exc:  # the inputs passed the declared checks; onnxruntime says what else is wrong
             shapes = {name: list(array.shape) for name, array in feeds.items()}
-            raise InputError(f"the model rejected inputs of shape {shapes}: {_first_line(exc)}") from exc
+            raise InputError(f"the model rejected inputs of shape {shapes}: {short_reason(exc)}") from exc
         if len(outputs) == 1:
             return outputs[0]
         return {spec.name: value for spec, value in zip(self.model.get_outputs(), outputs)}
@@ -108,7 +108,3 @@ def _column(batch: Any, name: str) -> list[Any]:
 
 def _shape_text(dims: list[Any]) -> str:
     return "[" + ", ".join(str(dim) for dim in dims) + "]"
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

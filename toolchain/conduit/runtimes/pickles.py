@@ -83,14 +83,16 @@ def _version_message(warning: Warning, path: Path) -> Optional[str]:
     if "older version of XGBoost" in str(warning):
         import xgboost
 
-        return _skew(path, "XGBoost", saved_xgboost_version(path.read_bytes()) or "an older version", xgboost.__version__)
+        return _skew(path, "XGBoost", saved_xgboost_version(path.read_bytes()), xgboost.__version__)
     return None
 
 
-def _skew(path: Path, framework: str, saved: str, installed: str) -> str:
+def _skew(path: Path, framework: str, saved: Optional[str], installed: str) -> str:
+    written_by = f"{framework} {saved}" if saved else f"an older {framework}"
+    pin = f"Pin {framework} {saved}" if saved else f"Pin the {framework} version that wrote it"
     return (
-        f"{path.name} was written by {framework} {saved} but {framework} {installed} is installed: "
-        f"predictions may be wrong. Pin {framework} {saved} in requirements_file, or retrain and save again."
+        f"{path.name} was written by {written_by} but {framework} {installed} is installed: "
+        f"predictions may be wrong. {pin} in requirements_file, or retrain and save again."
     )
 
 

@@ -68,4 +68,6 @@ def feature_batch(model: Any, batch: Any) -> Any:
 
 
 def _takes_text(batch: Any) -> bool:
-    return isinstance(batch, str) or (isinstance(batch, list) and bool(batch) and all(isinstance(x, str) for x in batch))
+    if isinstance(batch, str):
+        return True
+    return isinstance(batch, list) and bool(batch) and all(isinstance(item, str) for item in batch)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Optional
 
 from conduit.errors import ModelLoadError
 from conduit.runtimes import convert
-from conduit.runtimes.base import CPU, Runtime, import_framework, require_folder
+from conduit.runtimes.base import CPU, Runtime, import_framework, require_folder, short_reason
 
 
 class SpacyRuntime(Runtime):
@@ -23,9 +23,8 @@ class SpacyRuntime(Runtime):
         try:
             nlp = spacy.load(artifact_path)
         except (OSError, ValueError, KeyError) as exc:  # spaCy's E050/E053 etc. are OSError/ValueError
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelLoadError(
-                f"{artifact_path.name} is not a spaCy pipeline folder saved with nlp.to_disk ({first_line})"
+                f"{artifact_path.name} is not a spaCy pipeline folder saved with nlp.to_disk ({short_reason(exc)})"
             ) from exc
         return cls(nlp, device)
 

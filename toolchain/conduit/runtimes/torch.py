@@ -7,12 +7,13 @@ the CPU so the next stage (xgboost, sklearn) can take them directly.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from conduit.errors import ModelLoadError
 from conduit.runtimes import convert
-from conduit.runtimes.base import CPU, CUDA, Runtime, import_framework, require_file
+from conduit.runtimes.base import CPU, Runtime, import_framework, require_file, short_reason
 from conduit.runtimes.pickles import load_pickle
 
 
@@ -23,7 +24,8 @@ class TorchRuntime(Runtime):
     @classmethod
     def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> "TorchRuntime":
         torch = import_framework("torch", "torch")
-        module = _load_jit(torch, artifact_path, device) if artifact_path.suffix == ".pt" else load_pickle(artifact_path)
+        is_torchscript = artifact_path.suffix == ".pt"
+        module = _load_jit(torch, artifact_path, device) if is_torchscript else load_pickle(artifact_path)
         if not callable(module):
             raise ModelLoadError(
                 f"{artifact_path.name} holds a {type(module).__name__}, not a callable model "
@@ -57,11 +59,12 @@ class TorchRuntime(Runtime):
 def _load_jit(torch: Any, path: Path, device: str) -> Any:
     require_file(path)
     try:
-        return torch.jit.load(str(path), map_location=device)
+        with warnings.catch_warnings():  # TorchScript is deprecated upstream, but it is the seed's .pt format
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
+            return torch.jit.load(str(path), map_location=device)
     except (RuntimeError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
-            f"{path.name} is not a TorchScript file ({first_line}): save the model with "
+            f"{path.name} is not a TorchScript file ({short_reason(exc)}): save the model with "
             "torch.jit.script(model).save(path), or pickle the whole module with cloudpickle as a .pkl"
         ) from exc
 

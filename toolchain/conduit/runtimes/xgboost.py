@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from conduit.errors import ModelLoadError
-from conduit.runtimes.base import CPU, Runtime, import_framework, require_file
+from conduit.runtimes.base import CPU, Runtime, import_framework, require_file, short_reason
 from conduit.runtimes.pickles import load_pickle
 from conduit.runtimes.sklearn import feature_batch, require_method
 
@@ -23,20 +23,36 @@ class XGBoostRegressorRuntime(Runtime):
     model_type: ClassVar[str] = "xgboost_regressor"
     method: ClassVar[str] = "predict"
     wrapper: ClassVar[str] = "XGBRegressor"
+    instead: ClassVar[str] = "save an XGBoost model with the sklearn API (XGBRegressor)"
 
     @classmethod
     def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> "XGBoostRegressorRuntime":
         xgboost = import_framework("xgboost", "xgboost")
         if artifact_path.suffix in NATIVE_SUFFIXES:
-            model = _load_native(getattr(xgboost, cls.wrapper)(), artifact_path)
+            model = cls.load_native(xgboost, artifact_path)
         else:
             model = load_pickle(artifact_path)
-        cls.check(model)
+        require_method(model, cls.method, cls.model_type, cls.instead)
+        cls.check_objective(_objective(model))
         return cls(model, device)
 
     @classmethod
-    def check(cls, model: Any) -> None:
-        require_method(model, cls.method, cls.model_type, "save an XGBoost model with the sklearn API (XGBRegressor)")
+    def load_native(cls, xgboost: Any, path: Path) -> Any:
+        """Read the Booster first (is it XGBoost? which objective?), then load it into the sklearn wrapper."""
+        require_file(path)
+        try:
+            cls.check_objective(_objective(xgboost.Booster(model_file=str(path))))
+            model = getattr(xgboost, cls.wrapper)()
+            model.load_model(str(path))
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # XGBoostError carries the C++ message
+            raise ModelLoadError(f"{path.name} is not an XGBoost model file ({short_reason(exc)})") from exc
+        return model
+
+    @classmethod
+    def check_objective(cls, objective: Optional[str]) -> None:
+        """Regressors accept any objective (a binary:logistic model predicts a probability)."""
 
     def predict(self, batch: Any, parameters: dict[str, Any]) -> Any:
         return getattr(self.model, self.method)(feature_batch(self.model, batch))
@@ -46,11 +62,10 @@ class XGBoostClassifierRuntime(XGBoostRegressorRuntime):
     model_type: ClassVar[str] = "xgboost_classifier"
     method: ClassVar[str] = "predict_proba"
     wrapper: ClassVar[str] = "XGBClassifier"
+    instead: ClassVar[str] = "declare model_type xgboost_regressor, or save a classifier"
 
     @classmethod
-    def check(cls, model: Any) -> None:
-        require_method(model, cls.method, cls.model_type, "declare model_type xgboost_regressor, or save a classifier")
-        objective = _objective(model)
+    def check_objective(cls, objective: Optional[str]) -> None:
         if objective and not objective.startswith(CLASSIFICATION_OBJECTIVES):
             raise ModelLoadError(
                 f"the model's objective is {objective}, a regression objective, but model_type xgboost_classifier "
@@ -58,19 +73,11 @@ class XGBoostClassifierRuntime(XGBoostRegressorRuntime):
             )
 
 
-def _load_native(model: Any, path: Path) -> Any:
-    require_file(path)
-    try:
-        model.load_model(str(path))
-    except Exception as exc:  # XGBoostError carries the C++ message; keep its first line
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelLoadError(f"{path.name} is not an XGBoost model file ({first_line})") from exc
-    return model
-
-
 def _objective(model: Any) -> Optional[str]:
+    """The learning objective of a Booster or an sklearn-API model (None if it has none to read)."""
     try:
-        config = json.loads(model.get_booster().save_config())
+        booster = model.get_booster() if hasattr(model, "get_booster") else model
+        config = json.loads(booster.save_config())
     except Exception:  # not fitted or not an XGBoost model: predict_proba was checked already
         return None
     return config.get("learner", {}).get("objective", {}).get("name")

@@ -53,13 +53,11 @@ def from_document(document: Any) -> PredictRequest:
 
 def parse_form_fields(data_text: Optional[str], parameters_text: Optional[str], files: dict[str, bytes]) -> PredictRequest:
     """A multipart request: `data` (JSON text: an array or {data, parameters}), optional
-    `parameters` (JSON text), and files. Files alone are allowed: a `pre` hook makes the data."""
+    `parameters` (JSON text), and files for the `pre` hooks. `data` is required: it says how many
+    data points there are (one per file, say), and the result has one item per point."""
     if data_text is None:
-        if not files:
-            raise BadRequest("multipart body has neither a 'data' field nor files")
-        request = PredictRequest([])
-    else:
-        request = parse_json(data_text.encode("utf-8"))
+        raise BadRequest("multipart body has no 'data' field (JSON text of the data points)")
+    request = parse_json(data_text.encode("utf-8"))
     if parameters_text is not None:
         request.parameters = _parameters(_loads_field("parameters", parameters_text))
     request.files = files

@@ -31,6 +31,7 @@ from conduit.manifest import Manifest
 from conduit.targets import k8s_values as values
 
 FLAVORS = ("serverless", "raw")
+REGISTRY_ENV = "CONDUIT_REGISTRY"
 # flavour -> {file suffix: template}; the file name is `<name>-<suffix>`.
 _FILES = {
     "serverless": {"inferenceservice.yaml": "inferenceservice.yaml.j2"},
@@ -87,15 +88,31 @@ def apply(
     image: Optional[str] = None,
     timeout_s: int = 600,
 ) -> str:
-    """Server-side apply (field manager `conduit`), wait until ready, return the predict URL."""
+    """Server-side apply (field manager `conduit`), wait until ready, return the predict URL.
+
+    The image: `image` when given; else, with `CONDUIT_REGISTRY` set, the Bento is built,
+    containerized as `$CONDUIT_REGISTRY/<name>:<version>` and pushed first (what CI does); else the
+    Bento's own tag `<name>:<version>`, an image the cluster must already have (kind, minikube)."""
     from conduit.targets.k8s_apply import Kubectl, apply_and_wait
 
+    if image is None and os.environ.get(REGISTRY_ENV):
+        from conduit.image import publish
+
+        image = publish(manifest, os.environ[REGISTRY_ENV])
     key_sha256 = api_key_sha256_from_env()
     files = render_manifests(
         manifest, flavor, image, bento_tag=_bento_tag_unless(image, manifest), api_key_sha256=key_sha256
     )
     kubectl = Kubectl(namespace=namespace, context=context)
     return apply_and_wait(kubectl, manifest.name, flavor, files, secret_rendered=bool(key_sha256), timeout_s=timeout_s)
+
+
+def delete(name: str, namespace: Optional[str] = None, context: Optional[str] = None) -> None:
+    """Remove every object conduit applied for `name` (found by its labels, either flavour). A
+    Secret created by hand carries no conduit labels and stays."""
+    from conduit.targets.k8s_apply import Kubectl, delete_labelled
+
+    delete_labelled(Kubectl(namespace=namespace, context=context), name)
 
 
 def api_key_sha256_from_env() -> Optional[str]:

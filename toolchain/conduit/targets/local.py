@@ -160,6 +160,10 @@ def fail_revision(store: Store, revision: Revision, exc: BaseException) -> NoRet
         raise exc
     serving = store.serving(revision.name)
     still = f"revision {serving.revision} keeps serving" if serving else "nothing is serving"
+    cause = processes.first_cause(revision.log_path)
+    if cause:
+        reason = f"{reason}: {cause}"
+    store.update_revision(revision.name, revision.revision, note=reason)
     tail = processes.log_tail(revision.log_path, LOG_TAIL_LINES)
     raise DeployError(
         f"revision {revision.revision} of {revision.name} failed: {reason}; {still}.\n"

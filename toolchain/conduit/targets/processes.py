@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -83,6 +84,9 @@ def is_ours(pid: Optional[int], module: str) -> bool:
     if not pid:
         return False
     _reap()
+    started_here = next((p for p in _children if p.pid == pid), None)
+    if started_here is not None:
+        return started_here.poll() is None
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
@@ -133,6 +137,23 @@ def wait_ready(port: int, pid: int, module: str, timeout_s: float) -> float:
             raise NotReady("the server exited before it was ready")
         time.sleep(0.1)
     raise NotReady(f"the server was not ready within {timeout_s:.0f}s")
+
+
+# An exception line in a traceback: "ValueError: ..." or "conduit.errors.ModelLoadError: ...".
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt): .+")
+# BentoML's arbiter reports "no workers left" after the real error; it says nothing of the cause.
+_WRAPPER_ERRORS = ("No active process found for watcher",)
+
+
+def first_cause(path: Optional[str | Path]) -> Optional[str]:
+    """The exception that made a server fail, read from its log (the last one that is not
+    BentoML's own "no workers left" wrapper), or None."""
+    if not path or not Path(path).exists():
+        return None
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    causes = [line.strip() for line in text.splitlines() if _EXCEPTION_LINE.match(line.strip())]
+    causes = [line for line in causes if not any(wrapper in line for wrapper in _WRAPPER_ERRORS)]
+    return causes[-1] if causes else None
 
 
 def log_tail(path: Optional[str | Path], lines: int = 20) -> str:

@@ -5,8 +5,10 @@ in its own process group, with output going to the supervisor's stdout (the revi
 
 - A server that became ready and later dies is restarted (at most MAX_RESTARTS in RESTART_WINDOW_S,
   with a growing pause), so one crash does not take an endpoint down.
-- A server that dies before it was ever ready is not restarted: the revision failed, and the
-  supervisor exits with the server's code so `apply` sees it at once and reports the log.
+- A server that dies, or loses a worker, before it was ever ready is stopped and not restarted:
+  the revision failed, and the supervisor exits so `apply` sees it at once and reports the log.
+  (BentoML's arbiter would respawn a worker that fails at start-up forever, burning CPU until
+  `apply` times out.) After ready, the arbiter respawns crashed workers itself.
 - SIGTERM stops the server gracefully (BentoML's arbiter stops its workers), then anything left in
   the process group is killed, so no worker outlives its revision.
 """
@@ -54,6 +56,25 @@ def kill_leftovers() -> None:
             continue
 
 
+class WorkerWatch:
+    """Notices when a worker process of the server (a child of its arbiter) goes away."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.seen: set[int] = set()
+
+    def one_exited(self) -> bool:
+        import psutil
+
+        try:
+            current = {p.pid for p in psutil.Process(self.server_pid).children() if p.status() != psutil.STATUS_ZOMBIE}
+        except psutil.Error:
+            return False
+        gone = bool(self.seen - current)
+        self.seen |= current
+        return gone
+
+
 class Supervisor:
     def __init__(self, command: list[str], ready_url: str) -> None:
         self.command = command
@@ -73,10 +94,16 @@ class Supervisor:
         """Start the server and wait for it to exit; returns (exit code, whether it got ready)."""
         self.child = subprocess.Popen(self.command, stdout=sys.stdout, stderr=sys.stderr)
         ready = False
+        workers = WorkerWatch(self.child.pid)
         while self.child.poll() is None:
             if self.stopping and time.monotonic() - self.stop_requested_at > STOP_GRACE_S:
                 say(f"server did not stop within {STOP_GRACE_S:.0f}s; killing it")
                 kill_leftovers()
+            if not ready and not self.stopping and workers.one_exited():
+                say("a worker exited before the server was ready; stopping the server")
+                self.child.send_signal(signal.SIGTERM)
+                self.child.wait()
+                return 1, False
             if not ready and is_ready(self.ready_url):
                 ready = True
                 say("server ready")

@@ -1,16 +1,17 @@
-"""Helpers for the Kubernetes target tests: manifests built in code, and the two schema checks."""
+"""Helpers for the Kubernetes target tests: manifests built in code, and the two schema checks.
+(A module of its own, not conftest.py: several test folders have a conftest, and `from conftest`
+would find whichever was imported first.)"""
 from __future__ import annotations
 
 import re
 from functools import lru_cache
 
-import pytest
 from ruamel.yaml import YAML
 
 from conduit.hardware import Hardware
 from conduit.manifest import Manifest
 
-from kserve_schema import validator as kserve_validator  # noqa: E402  (tests/kubernetes is on sys.path)
+from kserve_schema import validator as kserve_validator
 
 # Every row once (the AMPERE_A100 alias is the same member as A100).
 HARDWARE_ROWS = list(dict.fromkeys(Hardware))
@@ -70,8 +71,3 @@ def _all_label_maps(node):
     elif isinstance(node, list):
         for item in node:
             yield from _all_label_maps(item)
-
-
-@pytest.fixture
-def manifest_factory():
-    return make_manifest

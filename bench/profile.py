@@ -1,0 +1,129 @@
+"""`python -m bench.profile --target bentoml|proto|conduit`: where a server's CPU goes per request.
+
+Starts one iris server, loads it with wrk (sequential by default), samples every process of it with
+`py-spy record --subprocesses --nonblocking`, then prints CPU ms per request, self time by
+library, and the functions with the most inclusive time. Writes the raw stacks under
+bench/results/profile-<target>.txt (collapsed format: flamegraph.pl or speedscope read it).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from bench.conduit_adapter import ConduitEndpoint
+from bench.contenders import BentoMLPeer
+from bench.load import run_wrk
+from bench.models import make_models
+
+PROTOTYPES = Path(__file__).resolve().parent / "prototypes"
+RESULTS = Path(__file__).resolve().parent / "results"
+RATE_HZ = 250
+# leaf-frame file path fragment -> library bucket (first match wins)
+BUCKETS = [
+    ("model (sklearn/numpy)", ("sklearn/", "numpy/", "scipy/", "threadpoolctl")),
+    ("pydantic", ("pydantic",)),
+    ("bentoml", ("_bentoml_sdk/", "_bentoml_impl/", "bentoml/")),
+    ("opentelemetry/prometheus", ("opentelemetry", "prometheus_client")),
+    ("starlette/fastapi", ("starlette/", "fastapi/")),
+    ("uvicorn/httptools/h11", ("uvicorn/", "httptools", "h11/")),
+    ("asyncio/anyio/threads", ("asyncio/", "anyio/", "threading.py", "concurrent/", "selectors.py")),
+    ("json (orjson/json)", ("orjson", "json/")),
+    ("conduit", ("conduit/",)),
+]
+
+
+FASTIO = {"PYTHONPATH": str(Path(__file__).resolve().parent / ".fastio")}
+
+
+def contender(target: str, model, work: Path, fastio: bool):
+    extra = FASTIO if fastio else {}
+    if target == "bentoml":
+        return BentoMLPeer(model, work, extra_env=extra)
+    if target == "proto":
+        return BentoMLPeer(model, work, 1, "proto-w1", "fast_service:Fast", PROTOTYPES, extra_env=extra)
+    return ConduitEndpoint(model, work, cpu=1, extra_env=extra)
+
+
+def record(pid: int, seconds: float, out: Path) -> None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--rate", str(RATE_HZ),
+               "--duration", str(int(seconds)), "--format", "raw", "--output", str(out)]
+    subprocess.run(command, capture_output=True, timeout=seconds + 60, check=True)
+
+
+def parse(path: Path) -> list[tuple[list[str], int]]:
+    stacks = []
+    for line in path.read_text().splitlines():
+        frames, _, count = line.rpartition(" ")
+        if frames and count.isdigit():
+            stacks.append((frames.split(";"), int(count)))
+    return stacks
+
+
+def bucket(frame: str) -> str:
+    return next((name for name, parts in BUCKETS if any(p in frame for p in parts)), "other")
+
+
+def summarize(stacks: list[tuple[list[str], int]], requests: int) -> str:
+    worker = [(frames, n) for frames, n in stacks]
+    total = sum(n for _, n in worker)
+    by_bucket: collections.Counter = collections.Counter()
+    inclusive: collections.Counter = collections.Counter()
+    for frames, n in worker:
+        by_bucket[bucket(frames[-1])] += n
+        for name in {re.sub(r" \(.*?:\d+\)$", lambda m: m.group(0).split(":")[0] + ")", f) for f in frames[1:]}:
+            inclusive[name] += n
+    cpu_ms = total / RATE_HZ * 1000
+    lines = [f"{requests} requests, {total} samples at {RATE_HZ} Hz: {cpu_ms / max(requests, 1):.3f} ms of CPU per request",
+             "", "self time by library:"]
+    lines += [f"  {100 * n / total:5.1f}%  {cpu_ms * n / total / max(requests, 1):6.3f} ms/req  {name}"
+              for name, n in by_bucket.most_common()]
+    lines += ["", "most inclusive time (function (file)):"]
+    lines += [f"  {100 * n / total:5.1f}%  {name[:150]}" for name, n in inclusive.most_common(40)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile")
+    parser.add_argument("--target", choices=["bentoml", "proto", "conduit"], default="bentoml")
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--fastio", action="store_true", help="serve with uvloop + httptools (bench/.fastio)")
+    args = parser.parse_args(argv)
+    RESULTS.mkdir(exist_ok=True)
+    raw = RESULTS / f"profile-{args.target}{'-fastio' if args.fastio else ''}.txt"
+    with tempfile.TemporaryDirectory(prefix="conduit-profile-") as folder:
+        work = Path(folder)
+        model = make_models(["iris"], work / "models")["iris"]
+        server = contender(args.target, model, work, args.fastio)
+        try:
+            server.start()
+            pid = server.server.process.pid if server.server else _served_pid(server)
+            spy = threading.Thread(target=record, args=(pid, args.seconds + 1, raw))
+            spy.start()
+            load = run_wrk(server.url, server.body, args.clients, args.seconds, server.auth)
+            spy.join()
+        finally:
+            server.stop()
+    print(f"{args.target}: {load.rps:.0f} req/s, p50 {load.p50_ms:.2f} ms with {args.clients} client(s)")
+    print(summarize(parse(raw), load.requests))
+    print(f"\nraw stacks: {raw}")
+    return 0
+
+
+def _served_pid(server) -> int:
+    """The pid `conduit apply` started, from the port it serves on (/proc, no extra tools)."""
+    port = int(re.search(r":(\d+)/", server.url).group(1))
+    out = subprocess.run(["ss", "-ltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+    return int(re.search(r"pid=(\d+)", out).group(1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

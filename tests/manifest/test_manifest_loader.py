@@ -1,0 +1,147 @@
+"""Loading valid manifests: the accepted forms, YAML traps, defaults and warnings."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conduit.errors import UsageError
+from conduit.hardware import Hardware
+from conduit.manifest import Manifest, ManifestInvalid, build, load, load_with_warnings
+from conduit.model_types import ModelType
+
+
+def write(folder: Path, text: str, name: str = "conduit.yaml") -> Path:
+    file = folder / name
+    file.write_text(text, encoding="utf-8")
+    return file
+
+
+@pytest.mark.parametrize("written, meant", [("3.10", "3.10"), ("3.9", "3.9"), ("3.11", "3.11"), ('"3.12"', "3.12")])
+def test_python_version_means_the_text_as_written(artifacts: Path, written: str, meant: str):
+    manifest = load(write(artifacts, f"name: iris\nflow: [sklearn, model.pkl]\npython_version: {written}\n"))
+    assert manifest.python_version == meant
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        "[sklearn, model.pkl]",
+        "{model_type: sklearn, path: model.pkl}",
+        "\n  - [sklearn, model.pkl]",
+        "\n  - model_type: sklearn\n    path: model.pkl",
+    ],
+    ids=["tuple", "one mapping", "list of tuples", "list of mappings"],
+)
+def test_every_flow_form_gives_the_same_manifest(artifacts: Path, flow: str):
+    manifest = load(write(artifacts, f"name: iris\nflow: {flow}\n"))
+    assert [(stage.model_type, stage.path) for stage in manifest.flow] == [(ModelType.SKLEARN, "model.pkl")]
+
+
+def test_hooks_in_the_tuple_form(artifacts: Path):
+    manifest = load(write(artifacts, "name: iris\nflow: [sklearn, model.pkl, {pre: hooks.py:to_features}]\n"))
+    assert manifest.flow[0].pre == "hooks.py:to_features"
+
+
+@pytest.mark.parametrize(
+    "flow, hardware",
+    [
+        ("[sklearn, model.pkl]", Hardware.CPU),
+        ("[xgboost_classifier, model.json]", Hardware.CPU),
+        ("[spacy, spacy_model]", Hardware.CPU),
+        ("[torch, model.pt]", Hardware.AMPERE_A5000),
+        ("[[sklearn_preprocessor, scaler.pkl], [onnx, model.onnx]]", Hardware.AMPERE_A5000),
+        ("{model_type: huggingface_pipeline, task: fill-mask, model: hf_model}", Hardware.AMPERE_A5000),
+    ],
+)
+def test_defaults_phase_sets_hardware_explicitly(artifacts: Path, flow: str, hardware: Hardware):
+    manifest = load(write(artifacts, f"name: iris\nflow: {flow}\n"))
+    assert manifest.hardware == hardware == manifest.resolved_hardware
+
+
+def test_loaded_and_built_manifests_compare_equal(artifacts: Path):
+    loaded = load(write(artifacts, "name: iris\nflow: [sklearn, model.pkl]\nmemory: 8\n"))
+    built, _ = build({"name": "iris", "flow": [("sklearn", "model.pkl")], "memory": 8.0}, artifacts)
+    assert loaded == built
+    assert loaded.memory == 8.0 and isinstance(loaded.memory, float)
+    assert loaded != build({"name": "iris", "flow": ("sklearn", "model.pkl"), "cpu": 3}, artifacts)[0]
+
+
+def test_base_dir_is_the_manifests_folder(artifacts: Path):
+    (artifacts / "sub").mkdir()
+    (artifacts / "sub" / "model.pkl").write_text("x")
+    manifest = load(write(artifacts / "sub", "name: iris\nflow: [sklearn, model.pkl]\n"))
+    assert manifest.base_dir == (artifacts / "sub").resolve()
+    assert manifest.resolve("model.pkl") == (artifacts / "sub" / "model.pkl").resolve()
+
+
+def test_a_folder_means_its_conduit_yaml(artifacts: Path):
+    write(artifacts, "name: iris\nflow: [sklearn, model.pkl]\n")
+    assert load(artifacts).name == "iris"
+
+
+def test_a_missing_file_is_a_usage_error(tmp_path: Path):
+    with pytest.raises(UsageError, match="no manifest at"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_a_binary_file_is_refused_in_plain_words(tmp_path: Path):
+    (tmp_path / "conduit.yaml").write_bytes(b"\xff\xfe\x00name")
+    with pytest.raises(ManifestInvalid) as caught:
+        load(tmp_path / "conduit.yaml")
+    assert caught.value.problems[0].message == "the file is not UTF-8 text"
+
+
+@pytest.mark.parametrize("old, new", [("GPU", "TURING_5000 (RTX 5000, 16 GB)"), ("A10", "AMPERE_A5000 (RTX A5000, 24 GB)")])
+def test_deprecated_hardware_is_accepted_with_a_warning(artifacts: Path, old: str, new: str):
+    manifest, warnings = load_with_warnings(write(artifacts, f"name: iris\nflow: [torch, model.pt]\nhardware: {old}\n"))
+    assert manifest.hardware == Hardware(old)
+    assert [str(warning) for warning in warnings] == [
+        f"{artifacts}/conduit.yaml:3:11: warning: hardware: hardware {old} is deprecated (hint: use {new})"
+    ]
+
+
+def test_warnings_travel_with_problems(artifacts: Path):
+    with pytest.raises(ManifestInvalid) as caught:
+        load(write(artifacts, "name: iris\nflow: [torch, model.pt]\nhardware: GPU\ncpu: 0\n"))
+    assert [warning.key for warning in caught.value.warnings] == ["hardware"]
+    assert [problem.key for problem in caught.value.problems] == ["cpu"]
+
+
+def test_ampere_a100_is_an_alias_of_a100(artifacts: Path):
+    manifest = load(write(artifacts, "name: iris\nflow: [torch, model.pt]\nhardware: AMPERE_A100\n"))
+    assert manifest.hardware is Hardware.A100 is Hardware.AMPERE_A100
+
+
+def test_a_hub_id_is_allowed_with_a_warning(artifacts: Path):
+    text = "name: iris\nflow: {model_type: huggingface_pipeline, task: fill-mask, model: org/bert}\n"
+    manifest, warnings = load_with_warnings(write(artifacts, text))
+    assert manifest.flow[0].model == "org/bert"
+    assert [warning.message for warning in warnings] == [
+        "model 'org/bert' is not a folder next to the manifest; it must already be in the local Hugging Face cache"
+    ]
+
+
+def test_hook_files_are_read_not_run(artifacts: Path):
+    marker = artifacts / "ran"
+    (artifacts / "side_effect.py").write_text(f"open({str(marker)!r}, 'w').close()\n\ndef hook(x):\n    return x\n")
+    manifest = load(write(artifacts, "name: iris\nflow: [sklearn, model.pkl, {post: side_effect.py:hook}]\n"))
+    assert manifest.flow[0].post == "side_effect.py:hook"
+    assert not marker.exists()
+
+
+def test_all_fields(artifacts: Path):
+    text = (
+        "apiVersion: conduit/v1\nname: full\nflow:\n  - [sklearn_preprocessor, scaler.pkl]\n"
+        "  - {model_type: sklearn_classifier, path: model.pkl, post: hooks.py:to_labels}\n"
+        "hardware: CPU\ncpu: 4\nmemory: 16.5\ncooldown: 300\nmin_replicas: 1\nmax_replicas: 3\n"
+        "requirements_file: requirements.txt\nforce_rebuild: true\npython_version: '3.11'\n"
+        "batching:\n  max_batch_size: 64\n  max_latency_ms: 5\n"
+    )
+    manifest = load(write(artifacts, text))
+    assert manifest.model_dump(mode="json", by_alias=True, exclude={"flow"}) == {
+        "apiVersion": "conduit/v1", "name": "full", "hardware": "CPU", "cpu": 4, "memory": 16.5, "cooldown": 300,
+        "min_replicas": 1, "max_replicas": 3, "requirements_file": "requirements.txt", "force_rebuild": True,
+        "python_version": "3.11", "batching": {"max_batch_size": 64, "max_latency_ms": 5},
+    }
+    assert isinstance(manifest, Manifest) and len(manifest.flow) == 2

@@ -1,0 +1,177 @@
+"""`Conduit(...)`: the Python way to write a manifest, spelled as in the Cerebrium seed document.
+
+    from conduit import Conduit, model_type, hardware
+    c = Conduit(name="iris", flow=(model_type.SKLEARN, "model.pkl"), hardware=hardware.CPU)
+    c.save("conduit.yaml"); c.run([[5.1, 3.5, 1.4, 0.2]]); c.deploy()
+
+It builds the same `Manifest` the YAML loader builds, through the same phases, so the messages
+are the same too. Relative paths are relative to the working directory at construction (the
+manifest's `base_dir`). Hooks may be passed as functions defined in an importable .py file; they are
+recorded as `file.py:function` relative to `base_dir`. The API key (argument or CONDUIT_API_KEY)
+lives only on this object: it is never part of the Manifest, so never written to YAML.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from conduit.errors import UsageError
+from conduit.manifest.dump import to_yaml
+from conduit.manifest.loader import MANIFEST_NAME, build, load_with_warnings
+from conduit.manifest.model import HOOK_KEYS, Batching, Manifest, Stage, stage_list, stage_mapping
+from conduit.manifest.problems import ManifestInvalid, Problem
+
+API_KEY_ENV = "CONDUIT_API_KEY"
+
+
+class Conduit:
+    def __init__(
+        self,
+        name: str,
+        api_key: Optional[str] = None,
+        flow: Any = None,
+        hardware: Any = None,
+        cpu: int = 2,
+        memory: float = 8.0,
+        cooldown: int = 60,
+        min_replicas: int = 0,
+        max_replicas: int = 2,
+        requirements_file: Optional[str | os.PathLike] = None,
+        force_rebuild: bool = False,
+        python_version: str = "3.10",
+        batching: Optional[dict | Batching] = None,
+    ):
+        base_dir = Path.cwd()
+        stages, problems = _python_flow(flow, base_dir)
+        data = {
+            "name": name,
+            "flow": stages,
+            "hardware": hardware,
+            "cpu": cpu,
+            "memory": memory,
+            "cooldown": cooldown,
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+            "requirements_file": requirements_file,
+            "force_rebuild": force_rebuild,
+            "python_version": python_version,
+            "batching": batching.model_dump() if isinstance(batching, Batching) else batching,
+        }
+        if flow is None:
+            del data["flow"]  # so the message is "required key `flow` is missing"
+        manifest, warnings = build(data, base_dir, problems=problems)
+        self._adopt(manifest, warnings, api_key, source=None)
+
+    def _adopt(
+        self, manifest: Manifest, warnings: list[Problem], api_key: Optional[str], source: Optional[Path]
+    ) -> None:
+        self._manifest = manifest
+        self.warnings = warnings
+        self._api_key = api_key or os.environ.get(API_KEY_ENV)
+        self._source = source  # the YAML this came from: deploy() never rewrites it
+
+    @classmethod
+    def from_yaml(cls, path: Path | str, api_key: Optional[str] = None) -> "Conduit":
+        manifest, warnings = load_with_warnings(path)
+        conduit = cls.__new__(cls)
+        conduit._adopt(manifest, warnings, api_key, source=Path(path))
+        return conduit
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    @property
+    def api_key(self) -> Optional[str]:
+        return self._api_key
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "unset"
+        return f"Conduit(name={self._manifest.name!r}, base_dir='{self._manifest.base_dir}', api_key={key})"
+
+    def to_yaml(self) -> str:
+        return to_yaml(self._manifest)
+
+    def save(self, path: Path | str | None = None) -> Path:
+        """Write the manifest (never the API key) to `path`, default `<base_dir>/conduit.yaml`.
+
+        Saving into another folder is allowed only when every relative path still resolves from
+        there (the manifest is validated again against that folder, which becomes its base_dir);
+        otherwise nothing is written and a UsageError says which paths broke.
+        """
+        target = Path(path) if path is not None else self._manifest.base_dir / MANIFEST_NAME
+        if target.is_dir():
+            target = target / MANIFEST_NAME
+        folder = target.parent.resolve()
+        if folder != self._manifest.base_dir:
+            self._manifest = self._rebased(folder)
+        target.write_text(self.to_yaml(), encoding="utf-8")
+        return target
+
+    def _rebased(self, folder: Path) -> Manifest:
+        data = self._manifest.model_dump(mode="json", by_alias=True)
+        try:
+            return build(data, folder)[0]
+        except ManifestInvalid as invalid:
+            broken = "; ".join(str(problem) for problem in invalid.problems)
+            raise UsageError(
+                f"cannot save into {folder}: paths are relative to {self._manifest.base_dir}, "
+                f"and from {folder}: {broken}"
+            ) from None
+
+    def run(self, data: Any, parameters: Optional[dict] = None) -> Any:
+        """The flow in this process, no server: what the endpoint would return as `result`."""
+        from conduit.runtimes.flow import Flow
+
+        return Flow.load(self._manifest).predict(data, parameters)
+
+    def deploy(self, path: Path | str | None = None) -> str:
+        """Save the manifest (unless it came from a YAML file and no path is given), build and
+        serve it on the local target; returns the endpoint URL."""
+        saved = self.save(path) if path is not None or self._source is None else self._source
+        from conduit.targets.local import apply
+
+        return apply(self._manifest, api_key=self._api_key, manifest_path=str(saved)).endpoint
+
+
+def _python_flow(flow: Any, base_dir: Path) -> tuple[Any, list[Problem]]:
+    """The flow with stages as mappings and hook functions as `file.py:function`."""
+    stages = [flow] if isinstance(flow, Stage) else stage_list(flow)
+    if not isinstance(stages, (list, tuple)):
+        return flow, []
+    mappings, problems = [], []
+    for index, stage in enumerate(stages):
+        stage = stage.model_dump(exclude_none=True) if isinstance(stage, Stage) else stage_mapping(stage)
+        if isinstance(stage, dict):
+            stage = dict(stage)
+            for hook in HOOK_KEYS:
+                if callable(stage.get(hook)):
+                    stage[hook], problem = _hook_reference(stage[hook], base_dir)
+                    problems += [Problem(problem, ("flow", index, hook))] if problem else []
+        mappings.append(stage)
+    return mappings, problems
+
+
+def _hook_reference(function: Any, base_dir: Path) -> tuple[Optional[str], Optional[str]]:
+    """(`file.py:function`, None), or (None, why this callable cannot be a hook)."""
+    name = getattr(function, "__name__", type(function).__name__)
+    if not inspect.isfunction(function):
+        return None, f"hook {name} is not a plain function; define one with `def` in a .py file"
+    if name == "<lambda>":
+        return None, "a lambda cannot be a hook; define a named function in a .py file next to the manifest"
+    if function.__qualname__ != name:
+        owner = function.__qualname__.rsplit(".", 1)[0].replace(".<locals>", "")
+        return None, f"hook `{name}` is defined inside `{owner}`; define it at the top level of a .py file"
+    try:
+        source = inspect.getsourcefile(function)
+    except TypeError:
+        source = None
+    if not source or not source.endswith(".py") or not Path(source).is_file():
+        return (
+            None,
+            f"hook `{name}` was defined in an interactive session; move it into a .py file and import it from there",
+        )
+    return f"{Path(os.path.relpath(source, base_dir)).as_posix()}:{name}", None

@@ -1,0 +1,94 @@
+"""`conduit apply [CONDUIT_YAML...] [--target local|kubernetes] [--changed-since REF]`.
+
+Local (the default): validate, build, serve as the next revision of its name on 127.0.0.1, print
+the endpoint; nothing changed means nothing restarts (see `conduit.targets.local`). Kubernetes:
+server-side apply of the rendered InferenceService (see `conduit.targets.kubernetes`).
+`--changed-since REF` applies only the manifests `conduit plan` finds changed since REF, and
+removes deployments whose manifest was deleted.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from conduit.cli.run import load_manifest
+
+
+@click.command("apply")
+@click.argument("paths", nargs=-1, metavar="[CONDUIT_YAML]...", type=click.Path(path_type=Path))
+@click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
+@click.option("--namespace", default=None, help="Kubernetes namespace (kubernetes target).")
+@click.option("--context", "kube_context", default=None, help="kubeconfig context (kubernetes target).")
+@click.option("--flavor", default="serverless", show_default=True, help="serverless (KServe/Knative) or raw.")
+@click.option("--image", default=None, help="A prebuilt image for the kubernetes target.")
+@click.option("--changed-since", default=None, metavar="REF", help="Only manifests changed since git REF.")
+def command(
+    paths: tuple[Path, ...],
+    target: str,
+    namespace: Optional[str],
+    kube_context: Optional[str],
+    flavor: str,
+    image: Optional[str],
+    changed_since: Optional[str],
+) -> int:
+    """Deploy CONDUIT_YAML (default ./conduit.yaml) and print its endpoint."""
+    deployer = Deployer(target, namespace, kube_context, flavor, image)
+    paths = paths or (Path("conduit.yaml"),)
+    if changed_since is None:
+        for path in paths:
+            deployer.apply(path)
+        return 0
+    from conduit.gitops.plan import plan
+
+    for entry in plan(list(paths), changed_since=changed_since):
+        deployer.follow(entry)
+    return 0
+
+
+class Deployer:
+    def __init__(self, target: str, namespace: Optional[str], kube_context: Optional[str], flavor: str, image: Optional[str]):
+        self.target = target
+        self.kubernetes_options = {"namespace": namespace, "context": kube_context, "flavor": flavor, "image": image}
+
+    def apply(self, path: Path) -> None:
+        manifest = load_manifest(path)
+        click.echo(f"✅ Validated {path}")
+        if self.target == "kubernetes":
+            from conduit.targets import kubernetes
+
+            click.echo(f"🌍 Endpoint: {kubernetes.apply(manifest, **self.kubernetes_options)}")
+            return
+        from conduit.targets import local
+
+        local.apply(manifest, progress=click.echo, manifest_path=str(Path(path).resolve()))
+
+    def follow(self, entry) -> None:
+        """Carry out one line of a plan: create/update apply, delete removes, unchanged skips."""
+        if entry.action in ("create", "update"):
+            click.echo(f"▶ {entry.action} {entry.name}: {entry.reason}")
+            self.apply(Path(entry.manifest_path))
+        elif entry.action == "delete":
+            click.echo(f"▶ delete {entry.name}: {entry.reason}")
+            self.delete(entry.name)
+        else:
+            click.echo(f"· {entry.name} unchanged")
+
+    def delete(self, name: str) -> None:
+        if self.target == "kubernetes":
+            from conduit.targets import kubernetes
+
+            remove = getattr(kubernetes, "delete", None)
+            if remove is None:
+                click.echo(f"⚠️  {name}: deleting from Kubernetes is not supported here; remove it with kubectl")
+                return
+            remove(name, namespace=self.kubernetes_options["namespace"], context=self.kubernetes_options["context"])
+            return
+        from conduit.store import Store
+        from conduit.targets import local
+
+        if Store().deployment(name) is None:
+            click.echo(f"· {name} is not deployed here; nothing to delete")
+            return
+        local.delete(name, progress=click.echo)
