@@ -174,8 +174,10 @@ def test_the_plain_key_is_in_no_file_of_the_home_or_the_bentos(conduit_home, fir
 
 def test_delete_stops_everything_and_forgets_the_deployment(first):
     status = local.status(NAME)
-    pids = [r.pid for r in status.revisions] + [status.record.router_pid]
-    ports = [r.port for r in status.revisions] + [status.record.port]
+    running = [r for r in status.revisions if processes.is_ours(r.pid, SUPERVISOR_MODULE)]
+    assert [r.revision for r in running] == [status.serving.revision]  # no leftovers of earlier revisions
+    pids = [r.pid for r in running] + [status.record.router_pid]
+    ports = [r.port for r in running] + [status.record.port]
     local.delete(NAME)
     assert not any(processes.is_ours(pid, SUPERVISOR_MODULE) or processes.is_ours(pid, ROUTER_MODULE) for pid in pids)
     assert not any(processes.port_open(port) for port in ports if port)
