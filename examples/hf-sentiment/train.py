@@ -7,6 +7,7 @@ without CUDA `conduit run` runs it on the CPU and warns once.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -54,7 +55,8 @@ def train(tokenizer: BertTokenizerFast) -> BertForSequenceClassification:
 
 def main() -> None:
     folder = HERE / "hf_model"
-    folder.mkdir(exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)  # a stale tokenizer.json would win over the new vocab.txt
+    folder.mkdir()
     tokenizer = write_tokenizer(folder)
     train(tokenizer).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

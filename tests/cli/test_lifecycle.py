@@ -20,11 +20,12 @@ pytestmark = pytest.mark.e2e
 NAME = "cli-life"
 
 
-def write_project(folder: Path, answer: int) -> Path:
+def write_project(folder: Path, answer: int, name: str = NAME) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     model = DummyClassifier(strategy="constant", constant=answer).fit([[0, 0], [1, 1]], [0, 1])
     (folder / "model.pkl").write_bytes(pickle.dumps(model))
     YAML().dump(
-        {"name": NAME, "flow": [{"model_type": "sklearn", "path": "model.pkl"}], "hardware": "CPU", "cpu": 1},
+        {"name": name, "flow": [{"model_type": "sklearn", "path": "model.pkl"}], "hardware": "CPU", "cpu": 1},
         folder / "conduit.yaml",
     )
     return folder / "conduit.yaml"
@@ -121,3 +122,25 @@ def test_delete_leaves_nothing(applied, capsys):
     assert code == 0 and "nothing of it is running" in out
     code, out, _ = run(capsys, "ls")
     assert "No deployments yet" in out
+
+
+def test_apply_changed_since_deploys_only_what_changed(applied, capsys, tmp_path, monkeypatch):
+    git = pytest.importorskip("git")
+    repo = git.Repo.init(tmp_path)
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "test").set_value("user", "email", "test@example.com")
+    write_project(tmp_path / "steady", 1, name="cli-steady")
+    repo.index.add(["steady/conduit.yaml", "steady/model.pkl"])
+    first = repo.index.commit("steady")
+    write_project(tmp_path / "fresh", 1, name="cli-fresh")
+    repo.index.add(["fresh/conduit.yaml", "fresh/model.pkl"])
+    repo.index.commit("fresh")
+    monkeypatch.chdir(tmp_path)
+    try:
+        code, out, err = run(capsys, "apply", "--changed-since", first.hexsha)
+        assert code == 0, err
+        assert "create cli-fresh" in out and "cli-steady unchanged" in out
+        names = {d.name for d in Store().deployments()}
+        assert "cli-fresh" in names and "cli-steady" not in names
+    finally:
+        main(["delete", "cli-fresh"])

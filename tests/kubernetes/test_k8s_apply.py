@@ -126,3 +126,19 @@ def test_delete_removes_what_conduit_applied_and_keeps_a_hand_made_secret(cluste
         "/apis/apps/v1/namespaces/models/deployments/iris",
         "/apis/autoscaling/v2/namespaces/models/horizontalpodautoscalers/iris",
     ]
+
+
+def test_with_a_registry_but_no_image_builder_nothing_is_applied(cluster, tmp_path, monkeypatch) -> None:
+    """CONDUIT_REGISTRY makes apply build and containerize first; with no builder on PATH that
+    stops with a clear error before any build, and before anything reaches the cluster."""
+    empty_bin = tmp_path / "empty-bin"
+    empty_bin.mkdir()
+    monkeypatch.setenv("PATH", str(empty_bin))
+    monkeypatch.delenv("CONDUIT_CONTAINER_BUILDER", raising=False)
+    monkeypatch.setenv("CONDUIT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CONDUIT_REGISTRY", "registry.example/models")
+    monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-registry")
+    with pytest.raises(ConduitError, match="no container builder works here"):
+        apply(make_manifest(flow="sklearn_single").with_base_dir(tmp_path))
+    assert cluster.requests == []
+    assert not (tmp_path / "home").exists()  # nothing was built

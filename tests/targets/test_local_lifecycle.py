@@ -142,6 +142,16 @@ def test_a_crashed_server_is_restarted_by_its_supervisor(first):
     assert local.status(NAME).state == "serving"
 
 
+def test_apply_restarts_a_dead_router_on_the_same_port(first, project):
+    record = Store().require(NAME)
+    os.kill(record.router_pid, signal.SIGKILL)
+    assert local.status(NAME).state.startswith("down (router exited")
+    again = local.apply(load(write_project(project, 2)))  # the same bytes as revision 2
+    assert not again.changed and again.endpoint == first.endpoint
+    assert Store().require(NAME).router_pid != record.router_pid
+    assert ask(first.endpoint) == [2, 2]
+
+
 def child_pids(pid: int) -> set[int]:
     return {p.pid for p in psutil.Process(pid).children()}
 

@@ -50,8 +50,8 @@ def publish(manifest: Any, registry: str, progress: Callable[[str], None] = prin
     reference. What the kubernetes target runs when no image is given but a registry is."""
     from conduit.build import build
 
+    builder = find_builder()  # before the build: no builder should cost no build time
     result = build(manifest, progress=progress)
-    builder = find_builder()
     reference = containerize(result.tag, f"{registry.rstrip('/')}/{manifest.name}", builder)
     progress(f"✅ Image {reference}")
     push(reference, builder)

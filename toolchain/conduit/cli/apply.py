@@ -13,7 +13,7 @@ from typing import Optional
 
 import click
 
-from conduit.cli.run import load_manifest
+from conduit.cli.render import load_manifest
 
 
 @click.command("apply")
@@ -33,16 +33,16 @@ def command(
     image: Optional[str],
     changed_since: Optional[str],
 ) -> int:
-    """Deploy CONDUIT_YAML (default ./conduit.yaml) and print its endpoint."""
+    """Deploy CONDUIT_YAML (default ./conduit.yaml; with --changed-since, every manifest under
+    the given paths or the current folder) and print the endpoint."""
     deployer = Deployer(target, namespace, kube_context, flavor, image)
-    paths = paths or (Path("conduit.yaml"),)
     if changed_since is None:
-        for path in paths:
+        for path in paths or (Path("conduit.yaml"),):
             deployer.apply(path)
         return 0
     from conduit.gitops.plan import plan
 
-    for entry in plan(list(paths), changed_since=changed_since):
+    for entry in plan(list(paths), changed_since=changed_since):  # no paths: the current folder
         deployer.follow(entry)
     return 0
 
