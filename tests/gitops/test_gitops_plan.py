@@ -9,7 +9,6 @@ from pathlib import Path
 
 import git
 import pytest
-
 from conduit.cli.main import main
 from conduit.errors import UsageError
 from conduit.gitops.plan import plan

@@ -167,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
         return {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}
 
     def do_PATCH(self) -> None:
-        path, query, body = self._record()
+        path, _, body = self._record()
         target = self._target([p for p in path.split("/") if p])
         if target is None or body is None or not target[2]:
             return self._not_found()

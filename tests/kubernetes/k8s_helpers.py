@@ -6,12 +6,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from ruamel.yaml import YAML
-
 from conduit.hardware import Hardware
 from conduit.manifest import Manifest
-
 from kserve_schema import validator as kserve_validator
+from ruamel.yaml import YAML
 
 # Every row once (the AMPERE_A100 alias is the same member as A100).
 HARDWARE_ROWS = list(dict.fromkeys(Hardware))

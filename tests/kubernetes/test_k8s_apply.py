@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 from apiserver_double import RunningDouble
-from k8s_helpers import make_manifest
-
 from conduit.errors import ConduitError
 from conduit.targets import k8s_apply
 from conduit.targets.kubernetes import apply
+from k8s_helpers import make_manifest
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 IMAGE = "registry.example/models/iris:5c0ffee"

@@ -9,12 +9,18 @@ import warnings
 from pathlib import Path
 
 import pytest
-from k8s_helpers import HARDWARE_ROWS, bad_labels, kserve_errors, kubernetes_errors, make_manifest, parse
-from kserve_schema import SHARED_CRD, SOURCE_RECORD, file_sha256
-
 from conduit.errors import UsageError
 from conduit.hardware import HARDWARE, Hardware
 from conduit.targets.kubernetes import render_manifests, render_to
+from k8s_helpers import (
+    HARDWARE_ROWS,
+    bad_labels,
+    kserve_errors,
+    kubernetes_errors,
+    make_manifest,
+    parse,
+)
+from kserve_schema import SHARED_CRD, SOURCE_RECORD, file_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(REPO.glob("examples/*/conduit.yaml"))
@@ -149,6 +155,11 @@ def test_the_secret_holds_the_hash_and_the_container_reads_it() -> None:
     ]
 
 
+def test_a_plain_key_passed_as_the_hash_is_refused() -> None:
+    with pytest.raises(UsageError, match="never the key itself"):
+        render_manifests(make_manifest(), api_key_sha256="sk-live-this-is-a-key")
+
+
 def test_render_to_writes_the_hash_never_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONDUIT_API_KEY", "sk-live-do-not-leak")
     written = render_to(make_manifest(), tmp_path / "deploy", image="iris:1")
@@ -182,10 +193,9 @@ def test_without_an_image_the_bento_tag_is_the_image(tmp_path: Path, monkeypatch
     render of a real tiny model, so the version is the content hash)."""
     import pickle
 
+    from conduit.render import render
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
-
-    from conduit.render import render
 
     features, labels = load_iris(return_X_y=True)
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(LogisticRegression(max_iter=200).fit(features, labels)))

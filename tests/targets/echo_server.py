@@ -10,8 +10,8 @@ import json
 import os
 import sys
 import threading
-from typing import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
 
 
 class Handler(BaseHTTPRequestHandler):

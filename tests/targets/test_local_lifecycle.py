@@ -7,6 +7,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -133,10 +134,7 @@ def test_a_crashed_server_is_restarted_by_its_supervisor(first):
     serving = local.status(NAME).serving
     server = psutil.Process(serving.pid).children()[0]  # bentoml's arbiter under the supervisor
     os.kill(server.pid, signal.SIGKILL)
-    deadline_checks = 600
-    while deadline_checks and not (processes.is_ready(serving.port) and server.pid not in child_pids(serving.pid)):
-        deadline_checks -= 1
-        threading.Event().wait(0.1)
+    wait_until(lambda: server.pid not in child_pids(serving.pid) and processes.is_ready(serving.port))
     assert ask(first.endpoint) == [2, 2]
     assert "restarting" in Path(serving.log_path).read_text()
     assert local.status(NAME).state == "serving"
@@ -145,11 +143,21 @@ def test_a_crashed_server_is_restarted_by_its_supervisor(first):
 def test_apply_restarts_a_dead_router_on_the_same_port(first, project):
     record = Store().require(NAME)
     os.kill(record.router_pid, signal.SIGKILL)
+    wait_until(lambda: not processes.is_ours(record.router_pid, ROUTER_MODULE))
     assert local.status(NAME).state.startswith("down (router exited")
     again = local.apply(load(write_project(project, 2)))  # the same bytes as revision 2
     assert not again.changed and again.endpoint == first.endpoint
     assert Store().require(NAME).router_pid != record.router_pid
     assert ask(first.endpoint) == [2, 2]
+
+
+def wait_until(condition, checks: int = 1200) -> None:
+    """Poll `condition` every 0.1 s, at most `checks` times (a bound, not a timing assertion)."""
+    for _ in range(checks):
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition never held")
 
 
 def child_pids(pid: int) -> set[int]:
@@ -168,6 +176,15 @@ def test_rollback_serves_the_previous_bento_on_the_same_endpoint(first, project)
         local.rollback(NAME, to=3)
     with pytest.raises(UsageError, match="no revision 99"):
         local.rollback(NAME, to=99)
+
+
+def test_force_rebuild_serves_a_fresh_revision_of_the_same_bento(first, project):
+    serving = local.status(NAME).serving
+    manifest = load(write_project(project, 2)).model_copy(update={"force_rebuild": True})
+    forced = local.apply(manifest.with_base_dir(project))
+    assert forced.changed and forced.revision == serving.revision + 1 and forced.tag == serving.tag
+    assert ask(first.endpoint) == [2, 2]
+    assert not processes.is_ours(serving.pid, SUPERVISOR_MODULE)
 
 
 def test_the_plain_key_is_in_no_file_of_the_home_or_the_bentos(conduit_home, first):

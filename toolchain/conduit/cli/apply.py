@@ -33,8 +33,11 @@ def command(
     image: Optional[str],
     changed_since: Optional[str],
 ) -> int:
-    """Deploy CONDUIT_YAML (default ./conduit.yaml; with --changed-since, every manifest under
-    the given paths or the current folder) and print the endpoint."""
+    """Deploy CONDUIT_YAML (default ./conduit.yaml) and print its endpoint.
+
+    With --changed-since, every manifest under the given paths (default: the current folder)
+    that changed since REF is applied, and deployments whose manifest was removed are deleted.
+    """
     deployer = Deployer(target, namespace, kube_context, flavor, image)
     if changed_since is None:
         for path in paths or (Path("conduit.yaml"),):

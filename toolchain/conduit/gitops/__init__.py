@@ -5,3 +5,11 @@
     plan.py    plan(paths, changed_since) -> [PlanEntry]: create / update / unchanged / delete
     report.py  a plan as text, JSON or a Markdown table (a pull request's job summary)
 """
+from __future__ import annotations
+
+from conduit.errors import UsageError
+
+try:
+    import git  # noqa: F401  (GitPython: the `gitops` extra)
+except ImportError as exc:
+    raise UsageError("conduit plan needs GitPython: pip install 'conduit-deploy[gitops]'") from exc

@@ -20,6 +20,7 @@ from conduit.targets.k8s_values import MANAGED_BY, SECRET_KEY
 
 FIELD_MANAGER = "conduit"
 POLL_S = 2.0
+KUBECTL_TIMEOUT_S = 120
 # the object whose readiness says a flavour is serving
 READY_KIND = {"serverless": "inferenceservice", "raw": "deployment"}
 # everything either flavour applies, fully qualified so a same-named CRD elsewhere never matches
@@ -53,7 +54,10 @@ class Kubectl:
         return [found, *scope, *args]
 
     def run(self, *args: str, stdin: Optional[str] = None, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(self.command(*args), input=stdin, capture_output=True, text=True, timeout=120)
+        try:
+            done = subprocess.run(self.command(*args), input=stdin, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise KubectlError(f"kubectl {args[0]} got no answer in {KUBECTL_TIMEOUT_S}s: is the cluster reachable?") from None
         if check and done.returncode != 0:
             raise KubectlError(f"kubectl {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
         return done

@@ -57,6 +57,8 @@ def render_manifests(
     `image` defaults to `bento_tag` (the image `bentoml containerize` makes), else the name.
     `api_key_sha256` adds the Secret; without it the Secret is expected to exist already."""
     _check_flavor(manifest, flavor)
+    if api_key_sha256 is not None and not _is_sha256_hex(api_key_sha256):
+        raise UsageError("api_key_sha256 must be the 64 hex digits of the key's sha256, never the key itself")
     context = _context(manifest, values.image_ref(manifest, image, bento_tag), api_key_sha256)
     files = {f"{manifest.name}-{suffix}": _render(template, context) for suffix, template in _FILES[flavor].items()}
     if api_key_sha256:
@@ -95,6 +97,7 @@ def apply(
     Bento's own tag `<name>:<version>`, an image the cluster must already have (kind, minikube)."""
     from conduit.targets.k8s_apply import Kubectl, apply_and_wait
 
+    _check_flavor(manifest, flavor)  # before a build and a push that would be for nothing
     if image is None and os.environ.get(REGISTRY_ENV):
         from conduit.image import publish
 
@@ -138,6 +141,10 @@ def bento_tag_of(manifest: Manifest) -> Optional[str]:
     with tempfile.TemporaryDirectory(prefix="conduit-k8s-") as tmp:
         version = render(manifest, Path(tmp)).version
     return f"{manifest.name}:{version}"
+
+
+def _is_sha256_hex(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def _check_flavor(manifest: Manifest, flavor: str) -> None:

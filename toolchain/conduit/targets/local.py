@@ -92,31 +92,38 @@ def apply(
     with store.lock(name):
         current = store.serving(name)
         key = keys.resolve(store, api_key, current.key_sha256 if current else None)
-        tag = build_bento(manifest, progress, current)
-        if current is not None and is_unchanged(store, current, tag, key.sha256):
+        built = build_bento(manifest, progress, current)
+        if current is not None and is_unchanged(current, built, key.sha256):
             ensure_router(store, name, progress)
-            progress(f"✅ Nothing changed: {name} revision {current.revision} already serves {tag}")
+            progress(f"✅ Nothing changed: {name} revision {current.revision} already serves {built.tag}")
             return deployment_of(store, current, changed=False)
-        deployment = roll_out(store, name, tag, key.sha256, progress, manifest_path=manifest_path)
+        deployment = roll_out(store, name, built.tag, key.sha256, progress, manifest_path=manifest_path)
         keys.remember(store, key)
     if key.generated:
         progress(f"🔑 API key (shown once; only its hash is kept): {key.generated}")
     return Deployment(**{**deployment.__dict__, "api_key": key.generated})
 
 
-def build_bento(manifest, progress: Progress, current: Optional[Revision]) -> str:
+def build_bento(manifest, progress: Progress, current: Optional[Revision]):
+    """The BuildResult; a failure of any kind becomes a DeployError that says what still serves."""
     from conduit.build import build
 
     try:
-        return build(manifest, progress=progress).tag
+        return build(manifest, progress=progress)
     except Exception as exc:  # any build failure leaves the serving revision alone
         keeps = f"; revision {current.revision} keeps serving" if current else ""
         message = str(exc) if isinstance(exc, ConduitError) else f"{type(exc).__name__}: {exc}"
         raise DeployError(f"build of {manifest.name} failed{keeps}: {message}") from exc
 
 
-def is_unchanged(store: Store, current: Revision, tag: str, key_sha256: str) -> bool:
-    return current.tag == tag and current.key_sha256 == key_sha256 and processes.is_ours(current.pid, SUPERVISOR_MODULE)
+def is_unchanged(current: Revision, built, key_sha256: str) -> bool:
+    """Same Bento (not rebuilt by force_rebuild), same key, and its server still runs."""
+    return (
+        built.reused
+        and current.tag == built.tag
+        and current.key_sha256 == key_sha256
+        and processes.is_ours(current.pid, SUPERVISOR_MODULE)
+    )
 
 
 def roll_out(
