@@ -6,8 +6,15 @@ named in the backend file (one line: the backend port). `apply` starts a new rev
 port, waits until it is ready, then rewrites the file (an atomic rename): new connections go to the
 new revision while connections already open finish on the old one, which is then stopped.
 
-The relay is byte-level, so requests, responses and streaming pass through unchanged. When no
-revision is reachable it answers 503 in the predict contract's error shape.
+The relay is byte-level, so requests, responses and streaming pass through unchanged (measured
+here: about 0.25 ms added to a 1.5 ms iris p50). When no revision is reachable it answers 503 in
+the predict contract's error shape.
+
+Known limit: a keep-alive connection stays with the revision it was opened to. When that revision
+stops after a switch, a request sent at the very moment the old server closes the idle
+connection fails with a disconnect (measured: 1 in about 3,000 back-to-back keep-alive requests
+per switch); requests on new connections (`model_api_request`, `conduit predict`) never failed.
+Clients that keep connections open should retry on a disconnect, as with any rolling restart.
 """
 from __future__ import annotations
 

@@ -23,6 +23,8 @@ import time
 import urllib.request
 from typing import Optional
 
+import psutil  # a BentoML dependency
+
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 600.0
 STOP_GRACE_S = 20.0
@@ -44,8 +46,6 @@ def is_ready(url: str) -> bool:
 def kill_leftovers() -> None:
     """Kill every process left in this process group except the supervisor itself (workers
     orphaned by a crashed arbiter would otherwise keep the port)."""
-    import psutil
-
     me = os.getpid()
     group = os.getpgid(0)
     for process in psutil.process_iter(["pid"]):
@@ -64,8 +64,6 @@ class WorkerWatch:
         self.seen: set[int] = set()
 
     def one_exited(self) -> bool:
-        import psutil
-
         try:
             current = {p.pid for p in psutil.Process(self.server_pid).children() if p.status() != psutil.STATUS_ZOMBIE}
         except psutil.Error:
@@ -102,7 +100,10 @@ class Supervisor:
             if not ready and not self.stopping and workers.one_exited():
                 say("a worker exited before the server was ready; stopping the server")
                 self.child.send_signal(signal.SIGTERM)
-                self.child.wait()
+                try:
+                    self.child.wait(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    kill_leftovers()
                 return 1, False
             if not ready and is_ready(self.ready_url):
                 ready = True
