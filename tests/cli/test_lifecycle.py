@@ -76,6 +76,8 @@ def test_ls_and_status(applied, capsys):
     assert code == 0 and re.search(rf"^{NAME}\s+serving\s+1\s+http://127\.0\.0\.1:\d+/predict", out, re.M), out
     code, out, _ = run(capsys, "status", NAME)
     assert code == 0 and "state:     serving" in out and "1         serving" in out
+    code, out, _ = run(capsys, "status", NAME, "--endpoint")
+    assert code == 0 and re.fullmatch(r"http://127\.0\.0\.1:\d+/predict\n", out), out
 
 
 def test_predict_needs_the_key_and_answers_with_it(applied, capsys, monkeypatch):

@@ -6,12 +6,16 @@ import click
 
 @click.command("status")
 @click.argument("name")
-def command(name: str) -> int:
+@click.option("--endpoint", "endpoint_only", is_flag=True, help="Print only the endpoint URL (for scripts and curl).")
+def command(name: str, endpoint_only: bool) -> int:
     """Show a deployment and its revisions."""
     from conduit.targets import local
 
     status = local.status(name)
     record = status.record
+    if endpoint_only:
+        click.echo(record.endpoint or "")
+        return 0 if record.endpoint else 1
     click.echo(f"name:      {record.name}")
     click.echo(f"state:     {status.state}")
     click.echo(f"endpoint:  {record.endpoint or '-'}")
