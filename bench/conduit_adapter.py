@@ -150,3 +150,49 @@ class ConduitEndpoint(Contender):
 
     def results(self, response: dict) -> list:
         return response["result"]
+
+    def process_roots(self) -> list[int]:
+        """apply: the serving revision's supervisor (bentoml serve and its workers) and the router."""
+        if self.strategy != "apply":
+            return super().process_roots()
+        from conduit.store import Store
+
+        store = Store(self.home)
+        return [store.serving(self.deploy_name).pid, store.require(self.deploy_name).router_pid]
+
+    def backend_url(self) -> str | None:
+        """The serving revision's own URL behind the router (apply only): the local target's
+        backend file names its port."""
+        backend = self.home / "run" / f"{self.deploy_name}.backend"
+        if self.strategy != "apply" or not backend.exists():
+            return None
+        return f"http://127.0.0.1:{int(backend.read_text().strip())}/predict"
+
+
+class ConduitBackend(Contender):
+    """The same deployment as `endpoint`, called on its serving revision's port, past the router:
+    the difference to `endpoint` is what the router costs."""
+
+    cold_start = False
+
+    def __init__(self, endpoint: ConduitEndpoint) -> None:
+        super().__init__(endpoint.model, endpoint.work)
+        self.endpoint = endpoint
+        self.auth = endpoint.auth
+        self.name = f"{endpoint.name}-direct"  # type: ignore[misc]
+
+    def start(self) -> float:
+        url = self.endpoint.backend_url()
+        if url is None:
+            raise RuntimeError("no backend port: conduit was not deployed with `conduit apply`")
+        self.url = url
+        return 0.0
+
+    def stop(self) -> None:
+        pass  # the endpoint's deployment is stopped by the endpoint
+
+    def process_roots(self) -> list[int]:
+        return self.endpoint.process_roots()[:1]  # the revision, not the router
+
+    def results(self, response: dict) -> list:
+        return response["result"]

@@ -52,6 +52,10 @@ class Contender:
         """The model results in this contender's response document."""
         return response
 
+    def process_roots(self) -> list[int]:
+        """The pids whose process trees serve this contender (their CPU is the server's)."""
+        return [self.server.process.pid] if self.server is not None and self.server.process is not None else []
+
     def predict_once(self) -> list:
         response = post_json(self.url, self.body, self.auth)
         if response.status_code != 200:

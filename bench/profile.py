@@ -2,13 +2,16 @@
 
 Starts one iris server, loads it with wrk (sequential by default), samples every process of it with
 `py-spy record --subprocesses --nonblocking`, then prints CPU ms per request, self time by
-library, and the functions with the most inclusive time. Writes the raw stacks under
-bench/results/profile-<target>.txt (collapsed format: flamegraph.pl or speedscope read it).
+library, and the functions with the most inclusive time. For conduit deployed with `conduit
+apply`, the served revision (supervisor, `bentoml serve`, workers) and the router are sampled
+side by side and reported apart. Writes the raw stacks under bench/results/profile-<target>*.txt
+(collapsed format: flamegraph.pl or speedscope read it).
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import shutil
 import subprocess
@@ -39,11 +42,12 @@ BUCKETS = [
 ]
 
 
-FASTIO = {"PYTHONPATH": str(Path(__file__).resolve().parent / ".fastio")}
+# uvloop + httptools are conduit dependencies; this folder on PYTHONPATH hides them (the "before")
+SLOWIO = {"PYTHONPATH": str(PROTOTYPES / "without_fastio")}
 
 
-def contender(target: str, model, work: Path, fastio: bool):
-    extra = FASTIO if fastio else {}
+def contender(target: str, model, work: Path, slowio: bool):
+    extra = SLOWIO if slowio else {}
     if target == "bentoml":
         return BentoMLPeer(model, work, extra_env=extra)
     if target == "proto":
@@ -95,34 +99,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", choices=["bentoml", "proto", "conduit"], default="bentoml")
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--clients", type=int, default=1)
-    parser.add_argument("--fastio", action="store_true", help="serve with uvloop + httptools (bench/.fastio)")
+    parser.add_argument("--slowio", action="store_true", help="hide uvloop + httptools (uvicorn's defaults)")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
-    raw = RESULTS / f"profile-{args.target}{'-fastio' if args.fastio else ''}.txt"
+    stem = f"profile-{args.target}{'-slowio' if args.slowio else ''}"
     with tempfile.TemporaryDirectory(prefix="conduit-profile-") as folder:
         work = Path(folder)
         model = make_models(["iris"], work / "models")["iris"]
-        server = contender(args.target, model, work, args.fastio)
+        server = contender(args.target, model, work, args.slowio)
         try:
             server.start()
-            pid = server.server.process.pid if server.server else _served_pid(server)
-            spy = threading.Thread(target=record, args=(pid, args.seconds + 1, raw))
-            spy.start()
+            parts = sampled_processes(server)
+            spies = [threading.Thread(target=record, args=(pid, args.seconds + 1, RESULTS / f"{stem}{suffix}.txt"))
+                     for suffix, pid in parts.items()]
+            for spy in spies:
+                spy.start()
             load = run_wrk(server.url, server.body, args.clients, args.seconds, server.auth)
-            spy.join()
+            for spy in spies:
+                spy.join()
         finally:
             server.stop()
     print(f"{args.target}: {load.rps:.0f} req/s, p50 {load.p50_ms:.2f} ms with {args.clients} client(s)")
-    print(summarize(parse(raw), load.requests))
-    print(f"\nraw stacks: {raw}")
+    for suffix in parts:
+        raw = RESULTS / f"{stem}{suffix}.txt"
+        print(f"\n== {suffix.lstrip('-') or args.target} ==")
+        print(summarize(parse(raw), load.requests))
+        print(f"raw stacks: {raw}")
     return 0
 
 
-def _served_pid(server) -> int:
-    """The pid `conduit apply` started, from the port it serves on (/proc, no extra tools)."""
-    port = int(re.search(r":(\d+)/", server.url).group(1))
-    out = subprocess.run(["ss", "-ltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
-    return int(re.search(r"pid=(\d+)", out).group(1))
+def sampled_processes(server) -> dict[str, int]:
+    """Raw-file suffix -> the pid whose process tree py-spy samples: the server, or for
+    `conduit apply` its serving revision and its router (pids from the bench's own store)."""
+    if server.server is not None:
+        return {"": server.server.process.pid}
+    os.environ["CONDUIT_HOME"] = str(server.home)
+    from conduit.store import Store
+
+    store = Store()
+    return {"-revision": store.serving(server.deploy_name).pid, "-router": store.require(server.deploy_name).router_pid}
 
 
 if __name__ == "__main__":

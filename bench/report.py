@@ -7,6 +7,9 @@ import statistics
 from pathlib import Path
 
 METRICS = ("rps", "p50_ms", "p99_ms")
+# CPU the server's processes spent per request (user + system, all its processes): steadier than
+# req/s on a shared host, since a neighbour's load stretches time but not this work.
+CPU = "cpu_ms_per_req"
 
 
 def aggregate(samples: list[dict]) -> list[dict]:
@@ -20,6 +23,7 @@ def aggregate(samples: list[dict]) -> list[dict]:
                "rounds": len(rounds), "errors": sum(r["errors"] for r in rounds),
                "requests": sum(r["requests"] for r in rounds)}
         row.update({metric: round(statistics.median(r[metric] for r in rounds), 3) for metric in METRICS})
+        row[CPU] = round(statistics.median(r.get(CPU, 0.0) for r in rounds), 4)
         rows.append(row)
     return rows
 
@@ -42,14 +46,14 @@ def ratios_finite(rows: list[dict]) -> bool:
 def table(document: dict) -> str:
     reference = document["reference"]
     lines = [f"ratios are contender / {reference}, same model and scenario, same run (interleaved)", ""]
-    header = f"{'model':6} {'scenario':10} {'contender':14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}" \
-             f" {'req/s x':>8} {'p50 x':>7} {'p99 x':>7} {'err':>4}"
+    header = f"{'model':6} {'scenario':10} {'contender':22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}" \
+             f" {'req/s x':>8} {'p50 x':>7} {'p99 x':>7} {'CPU ms/req':>10} {'err':>4}"
     lines += [header, "-" * len(header)]
     for row in sorted(document["rows"], key=lambda r: (r["model"], r["clients"], r["scenario"], r["contender"])):
         lines.append(
-            f"{row['model']:6} {row['scenario']:10} {row['contender']:14} {row['rps']:9.1f} {row['p50_ms']:8.2f}"
+            f"{row['model']:6} {row['scenario']:10} {row['contender']:22} {row['rps']:9.1f} {row['p50_ms']:8.2f}"
             f" {row['p99_ms']:8.2f} {_x(row['rps_vs_ref']):>8} {_x(row['p50_ms_vs_ref']):>7}"
-            f" {_x(row['p99_ms_vs_ref']):>7} {row['errors']:4d}")
+            f" {_x(row['p99_ms_vs_ref']):>7} {row.get(CPU, 0.0):10.3f} {row['errors']:4d}")
     lines += ["", "in-process (the limit, no HTTP):"]
     for key, timing in document["in_process"].items():
         lines.append(f"  {key:12} p50 {timing['p50_ms']:.3f} ms  p99 {timing['p99_ms']:.3f} ms  {timing['rps']:.0f} calls/s")

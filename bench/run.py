@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from bench import report
-from bench.conduit_adapter import ConduitEndpoint, strategy
+from bench.conduit_adapter import ConduitBackend, ConduitEndpoint, strategy
 from bench.contenders import BentoMLPeer, Contender, MLServerPeer
 from bench.load import run_wrk, wrk_path
+from bench.servers import tree_cpu_seconds
 from bench.models import BenchModel, make_models, time_in_process
 
 SCENARIOS = {"seq": 1, "c8": 8, "c32": 32}
@@ -81,7 +82,10 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, Path]:
 def contenders_for(model: BenchModel, plan: Plan, work: Path, notes: list[str]) -> list[Contender]:
     chosen: list[Contender] = []
     if plan.conduit and strategy() is not None:
-        chosen.append(ConduitEndpoint(model, work))
+        endpoint = ConduitEndpoint(model, work)
+        chosen.append(endpoint)
+        if strategy() == "apply" and model.key == "iris":
+            chosen.append(ConduitBackend(endpoint))  # after its endpoint: started once that is up
         if model.key == "mlp":
             batched = ConduitEndpoint(model, work, batching=BATCHING)
             batched.scenarios = ("c32",)
@@ -110,7 +114,8 @@ def start_all(contenders: dict[str, list[Contender]], stack: contextlib.ExitStac
                 group.remove(contender)
                 continue
             stack.callback(contender.stop)
-            cold += cold_start_entries(key, contender, ready_s)
+            if getattr(contender, "cold_start", True):
+                cold += cold_start_entries(key, contender, ready_s)
     return cold
 
 
@@ -147,12 +152,15 @@ def measure(plan: Plan, models: dict[str, BenchModel], contenders: dict[str, lis
                 turn = [c for c in group if c.scenarios is None or scenario in c.scenarios]
                 shift = round_index % max(len(turn), 1)
                 for contender in turn[shift:] + turn[:shift]:
+                    roots = contender.process_roots()
+                    cpu_before = tree_cpu_seconds(roots)
                     result = run_wrk(contender.url, contender.body, clients, plan.seconds, contender.auth)
+                    cpu_ms = (tree_cpu_seconds(roots) - cpu_before) * 1000 / max(result.requests, 1)
                     samples.append({"model": key, "scenario": scenario, "contender": contender.label,
-                                    "round": round_index, **result.to_json()})
-                    print(f"  {key:5} {scenario:4} {contender.label:14} {result.rps:8.1f} req/s  "
-                          f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
-                          flush=True)
+                                    "round": round_index, **result.to_json(), "cpu_ms_per_req": round(cpu_ms, 4)})
+                    print(f"  {key:5} {scenario:4} {contender.label:22} {result.rps:8.1f} req/s  "
+                          f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+                          f"CPU {cpu_ms:6.3f} ms/req  errors {result.errors}", flush=True)
     return samples
 
 

@@ -22,14 +22,16 @@ def free_port() -> int:
 class ServerProcess:
     """One server process (and its workers, in its own session) with its log in a file."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> None:
-        self.command, self.env, self.log_path, self.cwd = command, env, log_path, cwd
+    def __init__(self, command: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None,
+                 pass_fds: tuple[int, ...] = ()) -> None:
+        self.command, self.env, self.log_path, self.cwd, self.pass_fds = command, env, log_path, cwd, pass_fds
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            self.command, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            pass_fds=self.pass_fds,
         )
         log.close()
 
@@ -62,6 +64,26 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return "(no log)"
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """User + system CPU seconds of these processes and everything under them, so far."""
+    import psutil
+
+    total = 0.0
+    for root in roots:
+        try:
+            parent = psutil.Process(root)
+            processes = [parent, *parent.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+    return total
 
 
 def post_json(url: str, body: bytes, auth: str | None = None) -> httpx.Response:

@@ -17,7 +17,6 @@ fi
 # MLServer 1.7.1 breaks with uvloop 0.22 (SeldonIO/MLServer#2286).
 bench/.venv-mlserver/bin/pip --disable-pip-version-check -q install \
   "mlserver==1.7.1" "mlserver-sklearn==1.7.1" "uvloop<0.22" "scikit-learn==${SKLEARN}"
-# uvloop + httptools in a side folder: bench/prototypes/compare.py serves some variants with them
-# on PYTHONPATH to measure what uvicorn's fast event loop and HTTP parser are worth.
-.venv/bin/python -m pip --disable-pip-version-check -q install --target bench/.fastio uvloop httptools
+# uvloop + httptools are conduit dependencies (in .venv already); bench/prototypes/without_fastio
+# hides them again where a variant measures uvicorn's pure-Python defaults.
 echo "✅ bench ready: wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2), MLServer $(bench/.venv-mlserver/bin/mlserver --version 2>&1 | tail -1)"

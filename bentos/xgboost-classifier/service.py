@@ -6,6 +6,10 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a bento never downloads a model
+# Each worker's math libraries (torch, BLAS, OpenMP) get its share of the cores, set before any
+# of them loads: several workers each running one thread per core would fight over them.
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 from pathlib import Path
 
@@ -17,6 +21,7 @@ runtime = ServiceRuntime(
     Path(__file__).resolve().parent,
     max_body_bytes=33554432,
     max_concurrency=256,
+    timeout_s=60,
 )
 
 

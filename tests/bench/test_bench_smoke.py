@@ -32,6 +32,8 @@ def expected_rows() -> set[tuple[str, str, str]]:
     if strategy() is not None:
         iris.append("conduit")
         mlp.append("conduit")
+    if strategy() == "apply":
+        iris.append("conduit-direct")  # the serving revision past the router
     rows = {(model, scenario, contender)
             for model, group in (("iris", iris), ("mlp", mlp))
             for contender in group for scenario in ("seq", "c8", "c32")}

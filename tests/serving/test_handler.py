@@ -128,3 +128,25 @@ def test_fast_models_run_inline_after_the_first_call(flow):
     predictor = Predictor(flow)
     asyncio.run(predictor.predict(PredictRequest([POINT])))
     assert predictor.policy.inline(1)  # iris takes well under the 2 ms budget per point
+
+
+class SlowFlow:
+    """The iris flow behind a model call that takes `seconds` (a stuck model, say)."""
+
+    def __init__(self, flow, seconds: float) -> None:
+        self.flow, self.seconds = flow, seconds
+
+    def predict(self, data, parameters=None, files=None):
+        import time
+
+        time.sleep(self.seconds)
+        return self.flow.predict(data, parameters=parameters, files=files)
+
+
+def test_a_model_call_past_the_timeout_is_a_504_and_the_server_keeps_serving(flow):
+    slow = Predictor(SlowFlow(flow, 0.5), timeout_s=0.05)
+    handler = PredictHandler(KeyCheck(key_sha256(KEY)), Limits(), slow)
+    response = predict(handler, json=[POINT])
+    assert response.status_code == 504 and response.json()["error"]["type"] == "timeout"
+    handler.predictor = Predictor(flow, timeout_s=30)
+    assert predict(handler, json=[POINT]).status_code == 200

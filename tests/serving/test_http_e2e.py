@@ -145,16 +145,31 @@ def test_health_metrics_and_docs_need_no_key(client, iris_url, path):
     assert client.get(f"{iris_url}{path}").status_code == 200
 
 
+def test_metrics_count_predict_requests_by_status(client, iris_url):
+    def count(status: str) -> float:
+        text = client.get(f"{iris_url}/metrics").text
+        found = [line for line in text.splitlines() if line.startswith(f'conduit_predict_requests_total{{status="{status}"}}')]
+        return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+    ok, unauthorized = count("200"), count("401")
+    assert_still_serving(client, iris_url)
+    assert post(client, iris_url, key="wrong", json=[POINT]).status_code == 401
+    assert count("200") == ok + 1 and count("401") == unauthorized + 1
+    assert "conduit_predict_duration_seconds_bucket" in client.get(f"{iris_url}/metrics").text
+
+
 def test_docs_describe_the_real_contract(client, iris_url):
     operation = client.get(f"{iris_url}/docs.json").json()["paths"]["/predict"]["post"]
     assert set(operation["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
-    assert {"200", "400", "401", "413", "422", "503"} <= set(operation["responses"])
+    assert {"200", "400", "401", "413", "422", "503", "504"} <= set(operation["responses"])
     assert operation["parameters"][0]["name"] == "Authorization"
 
 
-def test_the_declared_bentoml_route_follows_the_same_contract(client, iris, home, tmp_path):
-    """CONDUIT_FAST_PATH=0: /predict goes through BentoML's IO layer, same answers."""
-    with served(iris[1], home, tmp_path / "fallback.log", CONDUIT_FAST_PATH="0") as url:
+@pytest.mark.parametrize("mode", ["0", "inner"])
+def test_the_declared_bentoml_route_and_the_inner_fast_path_follow_the_same_contract(client, iris, home, tmp_path, mode):
+    """CONDUIT_FAST_PATH=0: /predict goes through BentoML's IO layer; =inner: the fast path sits
+    inside BentoML's middleware. Same answers as the default (in front of BentoML)."""
+    with served(iris[1], home, tmp_path / "fallback.log", CONDUIT_FAST_PATH=mode) as url:
         body = post(client, url, json=[POINT]).json()
         assert body["result"] == Flow.load(iris[0]).predict([POINT]) and len(body["prediction_ids"]) == 1
         assert post(client, url, key="nope", json=[POINT]).status_code == 401

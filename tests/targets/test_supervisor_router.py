@@ -119,3 +119,25 @@ def test_router_passes_large_bodies_and_many_requests_on_one_connection(tmp_path
         assert len(client.post("/predict", content=body).json()["body"]) == len(body)
         for i in range(50):
             assert client.post("/predict", content=str(i).encode()).json()["body"] == str(i)
+
+
+def test_router_passes_a_half_close_on_and_still_delivers_the_response(tmp_path, cleanup):
+    """A client that shuts its sending side after the request (HTTP/1.0 style) gets the answer."""
+    import socket
+
+    backend_file = tmp_path / "iris.backend"
+    port = start_router(tmp_path, backend_file, cleanup)
+    pid, backend_port = supervised(tmp_path, "half")
+    cleanup.append((pid, SUPERVISOR_MODULE))
+    processes.wait_ready(backend_port, pid, SUPERVISOR_MODULE, 30)
+    backend_file.write_text(f"{backend_port}\n")
+    request = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0]
+    assert b'"body": "hello"' in body and b'"name": "half"' in body

@@ -7,7 +7,8 @@ CLI use `serve_command` / `serve_env` from here to start a built bento.
     contract.py   request parsing and response envelopes (pure functions)
     predictor.py  the loaded Flow, called inline or on a thread, optionally through the Batcher
     handler.py    one request -> (status, body): auth, size cap, parse, predict, envelope
-    asgi.py       the raw-ASGI fast path for POST /predict inside the BentoML app
+    asgi.py       the raw-ASGI fast path for POST /predict, in front of the BentoML app
+    metrics.py    Prometheus counts and durations of /predict on the bento's /metrics
     bento.py      what a bento knows about itself (its lock file and service settings)
     process.py    how to serve a built bento: the command line and its environment
 """

@@ -7,6 +7,7 @@ the server buffer megabytes), and the size cap is enforced while reading, not af
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Optional
 
@@ -92,13 +93,21 @@ async def parse_multipart(headers: list, body: bytes, limit: int) -> PredictRequ
 
 
 class PredictHandler:
-    def __init__(self, key_check: KeyCheck, limits: Limits, predictor: Any = None) -> None:
+    def __init__(self, key_check: KeyCheck, limits: Limits, predictor: Any = None, metrics: Any = None) -> None:
         self.key_check = key_check
         self.limits = limits
         self.predictor = predictor  # set once the worker has loaded the Flow
+        self.metrics = metrics  # conduit.serving.metrics.PredictMetrics, or None
         self.in_flight = 0
 
     async def respond(self, headers: Headers, receive: Receive) -> tuple[int, bytes]:
+        started = time.perf_counter()
+        status, body = await self._respond(headers, receive)
+        if self.metrics is not None:
+            self.metrics.record(status, time.perf_counter() - started)
+        return status, body
+
+    async def _respond(self, headers: Headers, receive: Receive) -> tuple[int, bytes]:
         run_id = new_run_id()
         try:
             return 200, await self._predict(list(headers), receive, run_id)

@@ -15,6 +15,7 @@ ERROR_STATUSES = {
     "422": "Input the model rejects (wrong shape or dtype)",
     "500": "A bug in conduit",
     "503": "Overloaded or starting",
+    "504": "The model did not answer within the deployment's timeout",
 }
 
 DATA = {"type": "array", "items": {}, "minItems": 1, "description": "Data points, e.g. [[5.1, 3.5, 1.4, 0.2]]"}

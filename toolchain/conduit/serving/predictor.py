@@ -10,12 +10,20 @@ import asyncio
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional
 
+from conduit.errors import ConduitError
 from conduit.serving.contract import PredictRequest
 
 # Longest a model call may block the event loop: beyond this, it goes to a thread.
 INLINE_BUDGET_MS = 2.0
+
+
+class PredictTimeout(ConduitError):
+    """A model call off the event loop took longer than the deployment's timeout."""
+
+    http_status = 504
+    type = "timeout"
 
 
 class CallPolicy:
@@ -55,33 +63,45 @@ def make_batcher(predict: Callable[..., list], batching: Any) -> Any:
 
 
 class Predictor:
-    def __init__(self, flow: Any, batching: Any = None, policy: Optional[CallPolicy] = None) -> None:
+    def __init__(
+        self, flow: Any, batching: Any = None, policy: Optional[CallPolicy] = None, timeout_s: Optional[float] = None
+    ) -> None:
         self.flow = flow
         self.policy = policy or CallPolicy()
         self.batcher = make_batcher(self._predict_batch, batching)
+        # Bounds the wait for calls off the loop (a thread, the batcher); an inline call is
+        # short by construction. The thread itself cannot be stopped: the caller is answered.
+        self.timeout_s = timeout_s
 
     @classmethod
-    def load(cls, bento_dir: Path) -> "Predictor":
+    def load(cls, bento_dir: Path, timeout_s: Optional[float] = None) -> "Predictor":
         from conduit.runtimes.flow import Flow
         from conduit.serving.bento import load_manifest
 
         manifest = load_manifest(bento_dir)
-        return cls(Flow.load(manifest), manifest.batching)
+        return cls(Flow.load(manifest), manifest.batching, timeout_s=timeout_s)
 
     def _predict_batch(self, data: list, parameters: Optional[dict] = None) -> list:
         return self.flow.predict(data, parameters=parameters)
 
     async def predict(self, request: PredictRequest) -> tuple[list, float]:
-        """(result, model time in ms). Files bypass the batcher: they belong to one request."""
+        """(result, model time in ms: the batch's run, not the wait for it). Files bypass the
+        batcher: they belong to one request."""
         if self.batcher is not None and not request.files:
-            start = time.perf_counter()
-            result = await self.batcher.submit(request.data, request.parameters)
-            return result, (time.perf_counter() - start) * 1000.0
+            return await self._bounded(self.batcher.submit_timed(request.data, request.parameters))
         call = partial(self.flow.predict, request.data, parameters=request.parameters, files=request.files or None)
         points = len(request.data)
         if self.policy.inline(points):
             result, elapsed_ms = _timed(call)
         else:
-            result, elapsed_ms = await asyncio.get_running_loop().run_in_executor(None, _timed, call)
+            result, elapsed_ms = await self._bounded(asyncio.get_running_loop().run_in_executor(None, _timed, call))
         self.policy.record(points, elapsed_ms)
         return result, elapsed_ms
+
+    async def _bounded(self, waitable: Awaitable[Any]) -> Any:
+        if not self.timeout_s:
+            return await waitable
+        try:
+            return await asyncio.wait_for(waitable, self.timeout_s)
+        except asyncio.TimeoutError:
+            raise PredictTimeout(f"the model did not answer within {self.timeout_s:g} s") from None

@@ -6,18 +6,21 @@ deployment's resources and limits, and delegates everything here:
 - `ServiceRuntime` lives once per worker process: the key check, the limits, the handler, and the
   Predictor, loaded when BentoML constructs the service instance (never at import: `bentoml build`
   imports service.py too).
-- `ConduitService` is the BentoML Service class whose /docs describe the real /predict contract.
+- `ConduitService` is the BentoML Service class whose /docs describe the real /predict contract,
+  and which can put raw ASGI layers in front of BentoML's app (see `conduit.serving.asgi`).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Optional
 
 from bentoml import Service
 
-from conduit.serving.asgi import PredictMiddleware, fast_path_enabled
+from conduit.serving.asgi import PredictMiddleware, fast_path_mode
 from conduit.serving.auth import KeyCheck
 from conduit.serving.handler import Limits, PredictHandler
+from conduit.serving.metrics import predict_metrics
 from conduit.serving.openapi import with_predict_operation
 from conduit.serving.process import API_KEY_SHA256_ENV
 
@@ -25,16 +28,19 @@ PREDICT_ROUTE = "/predict"
 
 
 class ServiceRuntime:
-    def __init__(self, bento_dir: Path, max_body_bytes: int, max_concurrency: int) -> None:
+    def __init__(
+        self, bento_dir: Path, max_body_bytes: int, max_concurrency: int, timeout_s: Optional[float] = None
+    ) -> None:
         self.bento_dir = Path(bento_dir)
+        self.timeout_s = timeout_s
         key_check = KeyCheck(os.environ.get(API_KEY_SHA256_ENV))
-        self.handler = PredictHandler(key_check, Limits(max_body_bytes, max_concurrency))
+        self.handler = PredictHandler(key_check, Limits(max_body_bytes, max_concurrency), metrics=predict_metrics())
 
     def load(self) -> None:
         """Load the Flow; called in each worker when BentoML creates the service instance."""
         from conduit.serving.predictor import Predictor
 
-        self.handler.predictor = Predictor.load(self.bento_dir)
+        self.handler.predictor = Predictor.load(self.bento_dir, timeout_s=self.timeout_s)
 
     @property
     def ready(self) -> bool:
@@ -51,14 +57,30 @@ class ServiceRuntime:
         ctx.response.status_code = status  # BentoML overrides a Response's status with this
         return Response(payload, status_code=status, media_type="application/json")
 
-    def install(self, service: Service) -> None:
-        """Put the raw-ASGI fast path in front of the declared route (unless CONDUIT_FAST_PATH=0)."""
-        if fast_path_enabled():
+    def install(self, service: "ConduitService") -> None:
+        """Put the raw-ASGI fast path where CONDUIT_FAST_PATH says (default: in front of BentoML)."""
+        mode = fast_path_mode()
+        if mode == "front":
+            service.add_front_middleware(PredictMiddleware, handler=self.handler, path=PREDICT_ROUTE)
+        elif mode == "inner":
             service.add_asgi_middleware(PredictMiddleware, handler=self.handler, path=PREDICT_ROUTE)
 
 
 class ConduitService(Service):
+    """BentoML's Service with /docs for conduit's contract and raw ASGI layers in front of its app."""
+
     @property
     def openapi_spec(self):
         summary = f"Predict with {self.name}"
         return with_predict_operation(super().openapi_spec, PREDICT_ROUTE, summary)
+
+    def add_front_middleware(self, middleware_cls: type, **options: Any) -> None:
+        """Like `add_asgi_middleware`, but outside all of BentoML's own middleware (the first
+        added is the outermost). Whatever it does not answer reaches BentoML's app unchanged."""
+        self.__dict__.setdefault("front_middlewares", []).append((middleware_cls, options))
+
+    def to_asgi(self, is_main: bool = True):
+        app = super().to_asgi(is_main)
+        for middleware_cls, options in reversed(self.__dict__.get("front_middlewares", [])):
+            app = middleware_cls(app, **options)
+        return app

@@ -1,0 +1,3 @@
+# On PYTHONPATH, this hides the installed httptools, so uvicorn falls back to its pure-Python default:
+# the "before" of the uvloop + httptools change (bench/prototypes/compare.py, bench/profile.py).
+raise ImportError("httptools hidden by bench/prototypes/without_fastio")
