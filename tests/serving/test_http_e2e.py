@@ -158,6 +158,12 @@ def test_metrics_count_predict_requests_by_status(client, iris_url):
     assert "conduit_predict_duration_seconds_bucket" in client.get(f"{iris_url}/metrics").text
 
 
+def test_docs_path_leads_to_the_swagger_ui_without_a_key(client, iris_url):
+    response = client.get(f"{iris_url}/docs", follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"] == "/"
+    assert client.get(f"{iris_url}/docs", follow_redirects=True).status_code == 200
+
+
 def test_docs_describe_the_real_contract(client, iris_url):
     operation = client.get(f"{iris_url}/docs.json").json()["paths"]["/predict"]["post"]
     assert set(operation["requestBody"]["content"]) == {"application/json", "multipart/form-data"}

@@ -56,3 +56,19 @@ class PredictMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class DocsAlias:
+    """GET /docs: the contract promises docs there; BentoML's Swagger UI lives at / (spec at /docs.json)."""
+
+    def __init__(self, app, path: str = "/docs", target: bytes = b"/") -> None:
+        self.app = app
+        self.paths = {path, path + "/"}
+        self.target = target
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 307, "headers": [(b"location", self.target), (b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from bentoml import Service
 
-from conduit.serving.asgi import PredictMiddleware, fast_path_mode
+from conduit.serving.asgi import DocsAlias, PredictMiddleware, fast_path_mode
 from conduit.serving.auth import KeyCheck
 from conduit.serving.handler import Limits, PredictHandler
 from conduit.serving.metrics import predict_metrics
@@ -59,6 +59,7 @@ class ServiceRuntime:
 
     def install(self, service: "ConduitService") -> None:
         """Put the raw-ASGI fast path where CONDUIT_FAST_PATH says (default: in front of BentoML)."""
+        service.add_front_middleware(DocsAlias)
         mode = fast_path_mode()
         if mode == "front":
             service.add_front_middleware(PredictMiddleware, handler=self.handler, path=PREDICT_ROUTE)
