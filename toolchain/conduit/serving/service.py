@@ -59,12 +59,12 @@ class ServiceRuntime:
 
     def install(self, service: "ConduitService") -> None:
         """Put the raw-ASGI fast path where CONDUIT_FAST_PATH says (default: in front of BentoML)."""
-        service.add_front_middleware(DocsAlias)
         mode = fast_path_mode()
         if mode == "front":
             service.add_front_middleware(PredictMiddleware, handler=self.handler, path=PREDICT_ROUTE)
         elif mode == "inner":
             service.add_asgi_middleware(PredictMiddleware, handler=self.handler, path=PREDICT_ROUTE)
+        service.add_front_middleware(DocsAlias)  # after the fast path: /predict meets no extra layer
 
 
 class ConduitService(Service):

@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 from conduit.manifest.model import stage_list, stage_mapping
 from conduit.model_types import MODEL_TYPES, ModelType
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples").glob("*/conduit.yaml"))
 
 
