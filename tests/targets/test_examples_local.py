@@ -8,7 +8,7 @@ import math
 import pytest
 
 from conduit import model_api_request
-from conduit.cli.run import split_request
+from conduit.serving.contract import from_document
 from conduit.manifest import load
 from conduit.runtimes.flow import Flow
 from conduit.targets import local
@@ -35,8 +35,8 @@ def test_example_served_locally_answers_like_conduit_run(name, conduit_home, tmp
     folder = trained_example(name, tmp_path)
     manifest = load(folder / "conduit.yaml")
     body = json.loads((folder / "request.json").read_text())
-    data, parameters = split_request(body)
-    expected = json.loads(json.dumps(Flow.load(manifest).predict(data, parameters=parameters)))
+    request = from_document(body)  # the endpoint's own parser
+    expected = json.loads(json.dumps(Flow.load(manifest).predict(request.data, parameters=request.parameters or {})))
 
     deployment = local.apply(manifest, progress=print)
     try:
@@ -44,7 +44,7 @@ def test_example_served_locally_answers_like_conduit_run(name, conduit_home, tmp
         response = model_api_request(deployment.endpoint, body, TEST_KEY, timeout=120)
         assert response["status_code"] == 200, response
         answer = response["data"]
-        assert len(answer["prediction_ids"]) == len(data)
+        assert len(answer["prediction_ids"]) == len(request.data)
         assert same(answer["result"], expected), (answer["result"], expected)
     finally:
         local.delete(manifest.name, progress=print)

@@ -13,7 +13,7 @@ from typing import Optional
 
 import click
 
-from conduit.cli.render import load_manifest
+from conduit.cli.common import load_manifest
 
 
 @click.command("apply")

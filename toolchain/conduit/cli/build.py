@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from conduit.cli.render import load_manifest
+from conduit.cli.common import load_manifest
 
 
 @click.command("build")

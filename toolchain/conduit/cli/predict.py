@@ -10,7 +10,7 @@ import os
 
 import click
 
-from conduit.cli.run import parse_json, read_data
+from conduit.cli.common import parse_json, read_data
 from conduit.errors import UsageError
 
 

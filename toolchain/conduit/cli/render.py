@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from conduit.manifest import load_with_warnings
+from conduit.cli.common import load_manifest
 
 
 @click.command("render")
@@ -41,11 +41,3 @@ def command(manifest_paths: tuple[Path, ...], out_dir: Path, target: str, flavor
         result = render(manifest, out_dir)
         click.echo(f"✅ Rendered {manifest.name} to {result.path} (version {result.version})")
     return 0
-
-
-def load_manifest(path: Path):
-    """The manifest, its warnings (deprecated hardware...) shown on stderr."""
-    manifest, problems = load_with_warnings(path)
-    for problem in problems:
-        click.echo(str(problem), err=True)
-    return manifest
