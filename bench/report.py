@@ -59,7 +59,7 @@ def table(document: dict) -> str:
         lines.append(f"  {key:12} p50 {timing['p50_ms']:.3f} ms  p99 {timing['p99_ms']:.3f} ms  {timing['rps']:.0f} calls/s")
     lines += ["", "cold start / deploy (seconds):"]
     for entry in document["cold_start"]:
-        lines.append(f"  {entry['model']:6} {entry['contender']:14} {entry['what']:38} {entry['seconds']:.2f}")
+        lines.append(f"  {entry['model']:6} {entry['contender']:14} {entry['what']:50} {entry['seconds']:.2f}")
     for note in document.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -41,6 +41,7 @@ class Plan:
     mlserver: bool = True
     conduit: bool = True
     scenarios: dict = None  # name -> clients; None: SCENARIOS
+    cold_repeats: int = 1  # more than 1: cold starts again, conduit and the bare peer taking turns
 
     def __post_init__(self) -> None:
         self.scenarios = dict(self.scenarios or SCENARIOS)
@@ -51,7 +52,7 @@ class Plan:
 
 MODES = {
     "quick": dict(seconds=2, rounds=1, in_process_calls=300),
-    "full": dict(seconds=6, rounds=3, in_process_calls=3000),
+    "full": dict(seconds=6, rounds=3, in_process_calls=3000, cold_repeats=5),
 }
 
 
@@ -63,6 +64,7 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, Path]:
     parser.add_argument("--seconds", type=float, help="load duration of one cell (overrides the mode)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (overrides the mode)")
     parser.add_argument("--calls", type=int, help="in-process timing calls (overrides the mode)")
+    parser.add_argument("--cold-repeats", type=int, help="interleaved cold starts of conduit and the bare peer (full: 5)")
     parser.add_argument("--models", default="iris,mlp", help="comma list of: iris, mlp")
     parser.add_argument("--no-mlserver", action="store_true", help="leave MLServer out")
     parser.add_argument("--no-conduit", action="store_true", help="leave conduit out (peers only)")
@@ -73,7 +75,9 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, Path]:
     if args.conduit_via:
         os.environ["BENCH_CONDUIT_VIA"] = args.conduit_via
     settings = dict(MODES[args.mode or "quick"])
-    settings.update({k: v for k, v in (("seconds", args.seconds), ("rounds", args.rounds), ("in_process_calls", args.calls)) if v})
+    overrides = (("seconds", args.seconds), ("rounds", args.rounds), ("in_process_calls", args.calls),
+                 ("cold_repeats", args.cold_repeats))
+    settings.update({k: v for k, v in overrides if v})
     plan = Plan(args.mode or "quick", models=args.models.split(","), mlserver=not args.no_mlserver,
                 conduit=not args.no_conduit, **settings)
     return plan, args.out
@@ -176,11 +180,38 @@ def reapply_entries(contenders: dict[str, list[Contender]]) -> list[dict]:
     return entries
 
 
+def repeated_cold_starts(plan: Plan, models: dict[str, BenchModel], work: Path, notes: list[str]) -> list[dict]:
+    """Cold starts again, `plan.cold_repeats` times: conduit (`apply` into a fresh CONDUIT_HOME ->
+    first prediction) and the bare peer (`bentoml serve` -> ready) taking turns, first one then
+    the other. One start each is too noisy on a shared 2-core host to compare; this gives medians."""
+    if plan.cold_repeats <= 1 or not plan.conduit or strategy() != "apply":
+        return []
+    seconds: dict[tuple[str, str, str], list[float]] = {}
+    for repeat in range(plan.cold_repeats):
+        for key, model in models.items():
+            folder = work / f"cold-{repeat}"
+            folder.mkdir(parents=True, exist_ok=True)
+            pair: list[Contender] = [ConduitEndpoint(model, folder), BentoMLPeer(model, folder)]
+            for contender in pair if repeat % 2 == 0 else pair[::-1]:
+                try:
+                    ready_s = contender.start()
+                except Exception as error:
+                    notes.append(f"cold start {repeat} of {key}/{contender.label} failed: {error}")
+                    continue
+                finally:
+                    contender.stop()
+                entry = cold_start_entries(key, contender, ready_s)[0]
+                seconds.setdefault((key, entry["contender"], entry["what"]), []).append(entry["seconds"])
+    return [{"model": key, "contender": label, "what": f"{what} (median of {len(values)})",
+             "seconds": round(float(np.median(values)), 3), "all": values}
+            for (key, label, what), values in seconds.items()]
+
+
 def run(plan: Plan, out: Path, choose=contenders_for) -> dict:
     """`choose(model, plan, work, notes)` names the contenders (bench/prototypes/compare.py picks others)."""
     wrk_path()
     notes: list[str] = []
-    meta = {"mode": plan.mode, "seconds": plan.seconds, "rounds": plan.rounds,
+    meta = {"mode": plan.mode, "seconds": plan.seconds, "rounds": plan.rounds, "cold_repeats": plan.cold_repeats,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpus": os.cpu_count(),
             "loadavg_before": os.getloadavg(), "python": platform.python_version(),
             "conduit_strategy": strategy() if plan.conduit else None,
@@ -200,6 +231,8 @@ def run(plan: Plan, out: Path, choose=contenders_for) -> dict:
             in_process[f"{key}:{rows} rows"] = time_in_process(models[key], max(plan.in_process_calls // 10, 5), rows)
         samples = measure(plan, models, contenders)
         cold += reapply_entries(contenders)
+        stack.close()  # every server down before the repeated cold starts
+        cold += repeated_cold_starts(plan, models, work, notes)
     rows = report.aggregate(samples)
     names = {r["contender"] for r in rows}
     reference = "conduit" if "conduit" in names else "bentoml" if "bentoml" in names else sorted(names)[0]

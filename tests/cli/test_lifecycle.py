@@ -103,6 +103,7 @@ def test_an_invalid_manifest_changes_nothing(applied, capsys, tmp_path):
     code, _, err = run(capsys, "apply", str(bad))
     assert code == 1 and "cpu" in err
     assert [r.revision for r in Store().revisions(NAME)] == [1]
+    assert not list((Store().home / "logs").glob("standby-*"))  # the early-started standby went away
     assert run(capsys, "status", NAME)[0] == 0
 
 

@@ -23,6 +23,7 @@ from conduit.targets import local, processes
 from conduit.targets.processes import ROUTER_MODULE, SUPERVISOR_MODULE
 
 from conftest import TEST_KEY
+from test_standby import idle_standbys
 
 pytestmark = pytest.mark.e2e
 NAME = "lifecycle"
@@ -63,6 +64,9 @@ def test_first_apply_serves_on_a_stable_endpoint(first):
     status = local.status(NAME)
     assert status.state == "serving" and status.serving.revision == 1
     assert Path(status.serving.log_path).name == f"{NAME}-r1.log"
+    # The revision came from the standby started before the build: one log, BentoML in it.
+    assert "bentoml serve" in Path(status.serving.log_path).read_text()
+    assert not list(local.logs_dir(Store()).glob("standby-*"))
 
 
 def test_apply_with_nothing_changed_does_nothing(first, project):
@@ -72,6 +76,7 @@ def test_apply_with_nothing_changed_does_nothing(first, project):
     assert (again.revision, again.pid, again.endpoint) == (first.revision, first.pid, first.endpoint)
     assert any("Nothing changed" in line for line in said)
     assert [r.revision for r in Store().revisions(NAME)] == [1]
+    assert no_idle_standbys_left()
 
 
 def test_redeploy_moves_the_endpoint_under_traffic_without_failures(first, project):
@@ -151,6 +156,12 @@ def test_apply_restarts_a_dead_router_on_the_same_port(first, project):
     assert ask(first.endpoint) == [2, 2]
 
 
+def no_idle_standbys_left() -> bool:
+    store = Store()
+    revision_pids = {r.pid for d in store.deployments() for r in store.revisions(d.name) if r.pid}
+    return not idle_standbys(store.home, revision_pids) and not list(local.logs_dir(store).glob("standby-*"))
+
+
 def wait_until(condition, checks: int = 1200) -> None:
     """Poll `condition` every 0.1 s, at most `checks` times (a bound, not a timing assertion)."""
     for _ in range(checks):
@@ -208,6 +219,7 @@ def test_delete_stops_everything_and_forgets_the_deployment(first):
     local.delete(NAME)
     assert not any(processes.is_ours(pid, SUPERVISOR_MODULE) or processes.is_ours(pid, ROUTER_MODULE) for pid in pids)
     assert not any(processes.port_open(port) for port in ports if port)
+    assert no_idle_standbys_left()  # none left by any apply of this module, failed ones included
     with pytest.raises(DeploymentNotFound):
         local.status(NAME)
     assert Store().revisions(NAME) == []

@@ -55,14 +55,13 @@ def build(manifest: Any, force: bool = False, progress: Progress = print) -> Bui
 
 
 def _build_rendered(rendered: RenderResult, force: bool, progress: Progress, start: float) -> BuildResult:
-    store = bento_store()
     tag = f"{rendered.name}:{rendered.version}"
-    if _exists(store, tag):
+    if stored_bento(rendered).is_file():
         if not force:
             progress(f"✅ Bento {tag} is up to date: nothing changed, reusing it.")
             return BuildResult(tag, True, time.perf_counter() - start)
-        store.delete(tag)
-    _build_bento(rendered, store)
+        bento_store().delete(tag)
+    _build_bento(rendered, bento_store())
     seconds = time.perf_counter() - start
     progress(f"✅ Built Bento {tag} in {seconds:.1f}s.")
     return BuildResult(tag, False, seconds)
@@ -78,14 +77,10 @@ def bento_store():
     return BentoStore(str(path))
 
 
-def _exists(store: Any, tag: str) -> bool:
-    from bentoml.exceptions import NotFound
-
-    try:
-        store.get(tag)
-        return True
-    except NotFound:
-        return False
+def stored_bento(rendered: RenderResult) -> Path:
+    """The file BentoML's store reads for this version (`bentos/<name>/<version>/bento.yaml`).
+    Looked up without importing BentoML, which was half the time of an apply that changed nothing."""
+    return Path(bentoml_home()) / "bentos" / rendered.name / rendered.version / "bento.yaml"
 
 
 def _build_bento(rendered: RenderResult, store: Any) -> None:

@@ -13,8 +13,6 @@ from typing import Optional
 
 import click
 
-from conduit.cli.common import load_manifest
-
 
 @click.command("apply")
 @click.argument("paths", nargs=-1, metavar="[CONDUIT_YAML]...", type=click.Path(path_type=Path))
@@ -50,22 +48,32 @@ def command(
     return 0
 
 
+def validated(path: Path):
+    from conduit.cli.common import load_manifest  # pydantic: imported after the standby started
+
+    manifest = load_manifest(path)
+    click.echo(f"✅ Validated {path}")
+    return manifest
+
+
 class Deployer:
     def __init__(self, target: str, namespace: Optional[str], kube_context: Optional[str], flavor: str, image: Optional[str]):
         self.target = target
         self.kubernetes_options = {"namespace": namespace, "context": kube_context, "flavor": flavor, "image": image}
 
     def apply(self, path: Path) -> None:
-        manifest = load_manifest(path)
-        click.echo(f"✅ Validated {path}")
         if self.target == "kubernetes":
             from conduit.targets import kubernetes
 
+            manifest = validated(path)
             click.echo(f"🌍 Endpoint: {kubernetes.apply(manifest, **self.kubernetes_options)}")
             return
         from conduit.targets import local
 
-        local.apply(manifest, progress=click.echo, manifest_path=str(Path(path).resolve()))
+        # Started before validating: the next revision's supervisor imports BentoML meanwhile.
+        with local.next_revision_standby() as standby:
+            manifest = validated(path)
+            local.apply(manifest, progress=click.echo, manifest_path=str(Path(path).resolve()), standby=standby)
 
     def follow(self, entry) -> None:
         """Carry out one line of a plan: create/update apply, delete removes, unchanged skips."""

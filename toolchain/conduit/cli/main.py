@@ -87,5 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The `conduit` console script: `main()` in a process of its own, which may tune its start
+    and exit (see `conduit.startup`); tests and library callers use `main()`."""
+    from conduit import startup
+
+    startup.begin()
+    code = main()
+    startup.before_exit()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

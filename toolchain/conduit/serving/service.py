@@ -15,14 +15,19 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from bentoml import Service
+from conduit import startup
 
-from conduit.serving.asgi import DocsAlias, PredictMiddleware, fast_path_mode
-from conduit.serving.auth import KeyCheck
-from conduit.serving.handler import Limits, PredictHandler
-from conduit.serving.metrics import predict_metrics
-from conduit.serving.openapi import with_predict_operation
-from conduit.serving.process import API_KEY_SHA256_ENV
+# First, before BentoML's service layer and server app load in a worker (see conduit.startup).
+STARTING_WORKER = startup.begin_in_bentoml_worker()
+
+from bentoml import Service  # noqa: E402
+
+from conduit.serving.asgi import DocsAlias, PredictMiddleware, fast_path_mode  # noqa: E402
+from conduit.serving.auth import KeyCheck  # noqa: E402
+from conduit.serving.handler import Limits, PredictHandler  # noqa: E402
+from conduit.serving.metrics import predict_metrics  # noqa: E402
+from conduit.serving.openapi import with_predict_operation  # noqa: E402
+from conduit.serving.process import API_KEY_SHA256_ENV  # noqa: E402
 
 PREDICT_ROUTE = "/predict"
 
@@ -41,6 +46,8 @@ class ServiceRuntime:
         from conduit.serving.predictor import Predictor
 
         self.handler.predictor = Predictor.load(self.bento_dir, timeout_s=self.timeout_s)
+        if STARTING_WORKER:
+            startup.settle()  # the model and its framework are in: collect at the usual rate
 
     @property
     def ready(self) -> bool:

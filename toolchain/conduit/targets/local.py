@@ -12,6 +12,7 @@ the old revision keeps serving; the error says why and carries the tail of its l
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from typing import Callable, NoReturn, Optional
 
 from conduit import keys
 from conduit.errors import ConduitError, DeployError, UsageError
-from conduit.serving.process import PLAIN_KEY_ENV, serve_command, serve_env
+from conduit.serving.process import API_KEY_SHA256_ENV, PLAIN_KEY_ENV, serve_command, serve_env
 from conduit.store import DeploymentRecord, Revision, Store
 from conduit.targets import processes
 from conduit.targets.processes import ROUTER_MODULE, SUPERVISOR_MODULE
+from conduit.targets.standby import Standby
 
 Progress = Callable[[str], None]
 READY_TIMEOUT_ENV = "CONDUIT_READY_TIMEOUT"
@@ -79,17 +81,27 @@ def without_plain_key() -> dict[str, str]:
 # apply
 
 
+def next_revision_standby() -> contextlib.AbstractContextManager:
+    """The next revision's supervisor, started now so that it imports BentoML while this process
+    validates and builds (see `conduit.targets.standby`); dismissed on leaving the block unless a
+    revision was handed to it."""
+    return Standby.start(logs_dir(Store())) or contextlib.nullcontext()
+
+
 def apply(
     manifest,
     api_key: str | None = None,
     progress: Progress = print,
     manifest_path: str | None = None,
+    standby: Optional[Standby] = None,
 ) -> Deployment:
     """Build `manifest` and serve it as the next revision of its name (see the module doc).
-    Nothing changed (same Bento, same key, revision alive) means nothing is restarted."""
+    Nothing changed (same Bento, same key, revision alive) means nothing is restarted.
+    `standby`: one from `next_revision_standby()`, started before the manifest was loaded."""
     store = Store()
     name = manifest.name
-    with store.lock(name):
+    starting = contextlib.nullcontext(standby) if standby is not None else next_revision_standby()
+    with starting as standby, store.lock(name):
         current = store.serving(name)
         key = keys.resolve(store, api_key, current.key_sha256 if current else None)
         built = build_bento(manifest, progress, current)
@@ -97,7 +109,7 @@ def apply(
             ensure_router(store, name, progress)
             progress(f"✅ Nothing changed: {name} revision {current.revision} already serves {built.tag}")
             return deployment_of(store, current, changed=False)
-        deployment = roll_out(store, name, built.tag, key.sha256, progress, manifest_path=manifest_path)
+        deployment = roll_out(store, name, built.tag, key.sha256, progress, manifest_path=manifest_path, standby=standby)
         keys.remember(store, key)
     if key.generated:
         progress(f"🔑 API key (shown once; only its hash is kept): {key.generated}")
@@ -127,34 +139,47 @@ def is_unchanged(current: Revision, built, key_sha256: str) -> bool:
 
 
 def roll_out(
-    store: Store, name: str, tag: str, key_sha256: str, progress: Progress, note: str = "", manifest_path: str | None = None
+    store: Store,
+    name: str,
+    tag: str,
+    key_sha256: str,
+    progress: Progress,
+    note: str = "",
+    manifest_path: str | None = None,
+    standby: Optional[Standby] = None,
 ) -> Deployment:
     """Start `tag` as a new revision, switch the endpoint to it once ready, retire the rest."""
     store.ensure_deployment(name, manifest_path)
-    revision = start_revision(store, name, tag, key_sha256, note)
+    revision = start_revision(store, name, tag, key_sha256, note, standby)
     progress(f"⏳ Starting revision {revision.revision} of {name} ({tag})")
     started = time.monotonic()
+    # A first deploy's router starts while the revision loads; it refuses connections until
+    # pointed at a ready revision below.
+    record = ensure_router(store, name, progress)
     try:
         processes.wait_ready(revision.port, revision.pid, SUPERVISOR_MODULE, ready_timeout())
     except BaseException as exc:  # also Ctrl-C: never leave a half-started revision running
         fail_revision(store, revision, exc)
     progress(f"✅ Revision {revision.revision} ready in {time.monotonic() - started:.1f}s")
     point_router_at(store, name, revision.port)
-    record = ensure_router(store, name, progress)
     store.update_revision(name, revision.revision, state="serving")
     retire_others(store, name, revision.revision, progress)
     progress(f"🌍 Endpoint: {record.endpoint}")
     return deployment_of(store, store.revision(name, revision.revision))
 
 
-def start_revision(store: Store, name: str, tag: str, key_sha256: str, note: str) -> Revision:
+def start_revision(
+    store: Store, name: str, tag: str, key_sha256: str, note: str, standby: Optional[Standby] = None
+) -> Revision:
     revision = store.add_revision(name, tag, key_sha256, note)
     port = processes.free_port()
     log_path = logs_dir(store) / f"{name}-r{revision.revision}.log"
-    command = processes.module_command(
-        SUPERVISOR_MODULE, "--ready-url", f"http://127.0.0.1:{port}/readyz", "--", *serve_command(tag, port)
-    )
-    pid = processes.start_detached(command, log_path, serve_env(key_sha256))
+    ready_url = f"http://127.0.0.1:{port}/readyz"
+    serve = serve_command(tag, port)
+    pid = standby.hand(serve, ready_url, log_path, {API_KEY_SHA256_ENV: key_sha256}) if standby else None
+    if pid is None:
+        command = processes.module_command(SUPERVISOR_MODULE, "--ready-url", ready_url, "--", *serve)
+        pid = processes.start_detached(command, log_path, serve_env(key_sha256))
     return store.update_revision(name, revision.revision, port=port, pid=pid, log_path=str(log_path))
 
 
@@ -163,9 +188,11 @@ def fail_revision(store: Store, revision: Revision, exc: BaseException) -> NoRet
     processes.stop(revision.pid, SUPERVISOR_MODULE)
     reason = str(exc) if isinstance(exc, processes.NotReady) else f"interrupted ({type(exc).__name__})"
     store.update_revision(revision.name, revision.revision, state="failed", note=reason)
+    serving = store.serving(revision.name)
+    if serving is None:  # a first deploy that failed: its router has nothing to route to
+        processes.stop(store.require(revision.name).router_pid, ROUTER_MODULE)
     if not isinstance(exc, processes.NotReady):
         raise exc
-    serving = store.serving(revision.name)
     still = f"revision {serving.revision} keeps serving" if serving else "nothing is serving"
     cause = processes.first_cause(revision.log_path)
     if cause:

@@ -52,11 +52,18 @@ def module_command(module: str, *args: str) -> list[str]:
 def start_detached(command: Sequence[str], log_path: Path, env: dict[str, str], pass_fds: Sequence[int] = ()) -> int:
     """Start `command` in a new session, appending its output to `log_path`; returns its pid.
     It outlives the conduit command that started it."""
+    return spawn_detached(command, log_path, env, pass_fds).pid
+
+
+def spawn_detached(
+    command: Sequence[str], log_path: Path, env: dict[str, str], pass_fds: Sequence[int] = (), stdin: int = subprocess.DEVNULL
+) -> subprocess.Popen:
+    """`start_detached`, returning the Popen (pass `stdin=subprocess.PIPE` to talk to it)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             list(command),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -67,7 +74,7 @@ def start_detached(command: Sequence[str], log_path: Path, env: dict[str, str], 
     # Reap it in the background if this conduit process lives on (tests, the Python API),
     # so a stopped child does not linger as a zombie that looks alive.
     _children.append(process)
-    return process.pid
+    return process
 
 
 _children: list[subprocess.Popen] = []
