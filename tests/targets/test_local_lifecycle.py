@@ -138,11 +138,14 @@ def test_a_hook_that_raises_at_import_fails_and_the_old_revision_keeps_answering
 def test_a_crashed_server_is_restarted_by_its_supervisor(first):
     serving = local.status(NAME).serving
     server = psutil.Process(serving.pid).children()[0]  # bentoml's arbiter under the supervisor
+    workers = server.children()  # each in a session of its own: a crash orphans them
+    assert workers
     os.kill(server.pid, signal.SIGKILL)
     wait_until(lambda: server.pid not in child_pids(serving.pid) and processes.is_ready(serving.port))
     assert ask(first.endpoint) == [2, 2]
     assert "restarting" in Path(serving.log_path).read_text()
     assert local.status(NAME).state == "serving"
+    assert not [worker.pid for worker in workers if worker.is_running()]  # the old workers were stopped
 
 
 def test_apply_restarts_a_dead_router_on_the_same_port(first, project):

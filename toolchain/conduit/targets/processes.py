@@ -114,8 +114,15 @@ def stop(pid: Optional[int], module: str, grace_s: float = 30.0) -> None:
         if not is_ours(pid, module):
             return
         time.sleep(0.05)
+    try:  # BentoML's workers run in sessions of their own: kill the whole tree, not only the group
+        tree = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        tree = []
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
     for _ in range(100):
         if not is_ours(pid, module):
             return

@@ -9,8 +9,10 @@ in its own process group, with output going to the supervisor's stdout (the revi
   the revision failed, and the supervisor exits so `apply` sees it at once and reports the log.
   (BentoML's arbiter would respawn a worker that fails at start-up forever, burning CPU until
   `apply` times out.) After ready, the arbiter respawns crashed workers itself.
-- SIGTERM stops the server gracefully (BentoML's arbiter stops its workers), then anything left in
-  the process group is killed, so no worker outlives its revision.
+- SIGTERM stops the server gracefully (BentoML's arbiter stops its workers), then anything left
+  among its descendants or in its process group is killed, so no worker outlives its revision.
+  BentoML starts each worker in a session of its own; the supervisor is a child subreaper, so the
+  workers of an arbiter that crashed are re-parented to it and still found.
 
 Warm start: when CMD is `python -m bentoml serve ...`, the supervisor imports BentoML's CLI once
 and runs `bentoml serve` in a fork of itself, so neither the first start nor a restart pays that
@@ -68,17 +70,37 @@ def is_ready(url: str) -> bool:
         return False
 
 
+def become_subreaper() -> bool:
+    """Have orphaned descendants re-parented to this process (Linux `PR_SET_CHILD_SUBREAPER`).
+    BentoML's arbiter starts each worker in a session of its own, so a worker outlives an arbiter
+    that crashed; as the subreaper, the supervisor still finds it among its descendants."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # 36: PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
 def kill_leftovers() -> None:
-    """Kill every process left in this process group except the supervisor itself (workers
-    orphaned by a crashed arbiter would otherwise keep the port)."""
+    """Kill every descendant of the supervisor and everything left in its process group, then
+    reap them (workers orphaned by a crashed arbiter would otherwise keep the port and memory)."""
     me = os.getpid()
     group = os.getpgid(0)
+    leftovers = {process.pid: process for process in psutil.Process(me).children(recursive=True)}
     for process in psutil.process_iter(["pid"]):
         try:
             if process.pid != me and os.getpgid(process.pid) == group:
-                process.kill()
+                leftovers.setdefault(process.pid, process)
         except (ProcessLookupError, psutil.Error):
             continue
+    for process in leftovers.values():
+        try:
+            process.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(list(leftovers.values()), timeout=5)  # reaps the ones that are our children
 
 
 class WorkerWatch:
@@ -297,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         command, ready_url = take_order(order, args.standby)
     if not command or not ready_url:
         parser.error("a command and --ready-url are required (or --standby and an order on stdin)")
+    become_subreaper()
     supervisor = Supervisor(command, ready_url, launcher)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
     signal.signal(signal.SIGINT, supervisor.on_signal)
