@@ -56,12 +56,14 @@ def build(manifest: Any, force: bool = False, progress: Progress = print) -> Bui
 
 def _build_rendered(rendered: RenderResult, force: bool, progress: Progress, start: float) -> BuildResult:
     tag = f"{rendered.name}:{rendered.version}"
-    if stored_bento(rendered).is_file():
-        if not force:
-            progress(f"✅ Bento {tag} is up to date: nothing changed, reusing it.")
-            return BuildResult(tag, True, time.perf_counter() - start)
-        bento_store().delete(tag)
-    _build_bento(rendered, bento_store())
+    exists = stored_bento(rendered).is_file()
+    if exists and not force:
+        progress(f"✅ Bento {tag} is up to date: nothing changed, reusing it.")
+        return BuildResult(tag, True, time.perf_counter() - start)
+    store = bento_store()
+    if exists:
+        store.delete(tag)
+    _build_bento(rendered, store)
     seconds = time.perf_counter() - start
     progress(f"✅ Built Bento {tag} in {seconds:.1f}s.")
     return BuildResult(tag, False, seconds)

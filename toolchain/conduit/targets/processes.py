@@ -104,7 +104,7 @@ def is_ours(pid: Optional[int], module: str) -> bool:
 
 
 def stop(pid: Optional[int], module: str, grace_s: float = 30.0) -> None:
-    """SIGTERM the process, wait up to `grace_s`, then kill its whole process group."""
+    """SIGTERM the process, wait up to `grace_s`, then kill it and all it started (`kill_tree`)."""
     if not is_ours(pid, module):
         return
     assert pid is not None
@@ -114,19 +114,32 @@ def stop(pid: Optional[int], module: str, grace_s: float = 30.0) -> None:
         if not is_ours(pid, module):
             return
         time.sleep(0.05)
-    try:  # BentoML's workers run in sessions of their own: kill the whole tree, not only the group
-        tree = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        tree = []
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    for process in tree:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
+    kill_tree(pid)
     for _ in range(100):
         if not is_ours(pid, module):
             return
         time.sleep(0.05)
+
+
+def kill_tree(root: int, keep_root: bool = False) -> list[psutil.Process]:
+    """SIGKILL `root` (unless `keep_root`), its descendants and the rest of its process group;
+    returns the processes killed. BentoML starts each worker in a session of its own, so the
+    process group alone would miss them."""
+    try:
+        group = os.getpgid(root)
+        doomed = {process.pid: process for process in psutil.Process(root).children(recursive=True)}
+    except (ProcessLookupError, psutil.Error):
+        return []
+    for process in psutil.process_iter():
+        with contextlib.suppress(ProcessLookupError, psutil.Error):
+            if os.getpgid(process.pid) == group:
+                doomed.setdefault(process.pid, process)
+    if keep_root:
+        doomed.pop(root, None)
+    for process in doomed.values():
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    return list(doomed.values())
 
 
 def is_ready(port: int, host: str = "127.0.0.1") -> bool:

@@ -40,6 +40,7 @@ from typing import Any, Optional
 import psutil  # a BentoML dependency
 
 from conduit import startup
+from conduit.targets.processes import kill_tree
 
 # `bentoml serve` of a conduit Bento imports these after parsing its command line (0.1 s here).
 # (conduit's own modules are dropped again before serving: see `forget_conduit`.)
@@ -84,23 +85,9 @@ def become_subreaper() -> bool:
 
 
 def kill_leftovers() -> None:
-    """Kill every descendant of the supervisor and everything left in its process group, then
-    reap them (workers orphaned by a crashed arbiter would otherwise keep the port and memory)."""
-    me = os.getpid()
-    group = os.getpgid(0)
-    leftovers = {process.pid: process for process in psutil.Process(me).children(recursive=True)}
-    for process in psutil.process_iter(["pid"]):
-        try:
-            if process.pid != me and os.getpgid(process.pid) == group:
-                leftovers.setdefault(process.pid, process)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    for process in leftovers.values():
-        try:
-            process.kill()
-        except psutil.Error:
-            continue
-    psutil.wait_procs(list(leftovers.values()), timeout=5)  # reaps the ones that are our children
+    """Kill whatever the supervisor started that is still there, and reap it (workers orphaned by
+    a crashed arbiter would otherwise keep the port and memory)."""
+    psutil.wait_procs(kill_tree(os.getpid(), keep_root=True), timeout=5)
 
 
 class WorkerWatch:
@@ -147,7 +134,14 @@ class ForkedServer:
         return self.returncode  # type: ignore[return-value]
 
 
-class BentoMLLauncher:
+class SubprocessLauncher:
+    """Starts the server command as a subprocess writing to the supervisor's output."""
+
+    def start(self, command: list[str]) -> Any:
+        return subprocess.Popen(command, stdout=sys.stdout, stderr=sys.stderr)
+
+
+class BentoMLLauncher(SubprocessLauncher):
     """Runs `python -m bentoml serve ...` as a fork of this process, with BentoML's CLI imported
     once beforehand; any other command runs as a plain subprocess."""
 
@@ -167,7 +161,7 @@ class BentoMLLauncher:
     def start(self, command: list[str]) -> Any:
         args = self.bentoml_args(command)
         if args is None:
-            return subprocess.Popen(command, stdout=sys.stdout, stderr=sys.stderr)
+            return super().start(command)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -202,10 +196,10 @@ def forget_conduit() -> None:
 
 
 class Supervisor:
-    def __init__(self, command: list[str], ready_url: str, launcher: Optional[BentoMLLauncher] = None) -> None:
+    def __init__(self, command: list[str], ready_url: str, launcher: Optional[SubprocessLauncher] = None) -> None:
         self.command = command
         self.ready_url = ready_url
-        self.launcher = launcher
+        self.launcher = launcher or SubprocessLauncher()
         self.child: Optional[Any] = None
         self.stopping = False
         self.stop_requested_at = 0.0
@@ -219,10 +213,7 @@ class Supervisor:
 
     def run_once(self) -> tuple[int, bool]:
         """Start the server and wait for it to exit; returns (exit code, whether it got ready)."""
-        if self.launcher is not None:
-            self.child = self.launcher.start(self.command)
-        else:
-            self.child = subprocess.Popen(self.command, stdout=sys.stdout, stderr=sys.stderr)
+        self.child = self.launcher.start(self.command)
         ready = False
         workers = WorkerWatch(self.child.pid)
         while self.child.poll() is None:
@@ -292,12 +283,12 @@ def take_order(order: dict, standby_log: Path) -> tuple[list[str], str]:
     return order["command"], order["ready_url"]
 
 
-def warm_launcher() -> Optional[BentoMLLauncher]:
+def warm_launcher() -> SubprocessLauncher:
     try:
         return BentoMLLauncher()
     except Exception as error:  # no warm start is no reason not to serve: `bentoml serve` runs as a subprocess
         say(f"BentoML's CLI did not import ({type(error).__name__}: {error}); starting `bentoml serve` as a subprocess")
-        return None
+        return SubprocessLauncher()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     ready_url = args.ready_url
-    launcher = warm_launcher() if args.standby or BentoMLLauncher.bentoml_args(command) else None
+    launcher = warm_launcher() if args.standby or BentoMLLauncher.bentoml_args(command) else SubprocessLauncher()
     startup.settle()
     if args.standby:
         order = read_order(sys.stdin)
