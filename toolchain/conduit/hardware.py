@@ -49,6 +49,8 @@ class HardwareSpec:
 
 
 MEMORY_MIN_GB = 2.0
+# Read by the math libraries (OpenMP, MKL, OpenBLAS) once, when they load.
+MATH_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 CUDA_VERSION = "12.8.1"  # CUDA base image version for every GPU row (bentofile `docker.cuda_version`; one BentoML 1.4 supports)
 
 HARDWARE: dict[Hardware, HardwareSpec] = {
@@ -70,3 +72,18 @@ HARDWARE: dict[Hardware, HardwareSpec] = {
 
 def spec(name: Hardware | str) -> HardwareSpec:
     return HARDWARE[Hardware(name)]
+
+
+def worker_layout(hardware: Hardware | str, cpu: int) -> tuple[int, int]:
+    """(workers, math threads per worker) for a service on `hardware` asking for `cpu` cores:
+    one worker per core; a GPU is shared by one worker, which would otherwise load the model N
+    times, and that worker's math libraries get all the cores."""
+    workers = 1 if spec(hardware).is_gpu else cpu
+    return workers, max(1, cpu // workers)
+
+
+def math_thread_env(hardware: Hardware | str, cpu: int) -> dict[str, str]:
+    """What each worker's math libraries are told: its share of the cores, so that several
+    workers each running one thread per core do not fight over them."""
+    _workers, threads = worker_layout(hardware, cpu)
+    return {variable: str(threads) for variable in MATH_THREAD_VARIABLES}

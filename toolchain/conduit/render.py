@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from conduit import paths
 from conduit.errors import ConduitError, ModelLoadError
-from conduit.hardware import CUDA_VERSION, spec
+from conduit.hardware import CUDA_VERSION, MATH_THREAD_VARIABLES, spec, worker_layout
 from conduit.model_types import MODEL_TYPES
 from conduit.serving.bento import LOCK_FILE
 
@@ -271,14 +271,15 @@ def service_settings(manifest: Any) -> dict[str, Any]:
     resources: dict[str, Any] = {"cpu": str(manifest.cpu), "memory": f"{manifest.memory:g}Gi"}
     if hardware.is_gpu:
         resources.update(gpu=1, gpu_type=hardware.bentoml_gpu_type)
-    # One worker per core; a GPU is shared by one worker, which would otherwise load the model N times.
-    workers = 1 if hardware.is_gpu else manifest.cpu
+    workers, threads_per_worker = worker_layout(manifest.resolved_hardware, manifest.cpu)
     envs = [{"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "TRANSFORMERS_OFFLINE", "value": "1"}]
     return {
         "name": manifest.name,
         "class_name": "".join(part.capitalize() for part in manifest.name.split("-")) or "Service",
         "hardware": str(manifest.resolved_hardware),
         "workers": workers,
+        "math_thread_variables": MATH_THREAD_VARIABLES,
+        "threads_per_worker": threads_per_worker,
         "resources": resources,
         # max_concurrency is enforced by conduit's /predict (a 503 in the contract's shape), not
         # by BentoML's middleware, which would answer 429 in its own shape before conduit sees it.

@@ -17,6 +17,9 @@ in its own process group, with output going to the supervisor's stdout (the revi
 Warm start: when CMD is `python -m bentoml serve ...`, the supervisor imports BentoML's CLI once
 and runs `bentoml serve` in a fork of itself, so neither the first start nor a restart pays that
 import again (0.55 s of the 2.3 s a bare `bentoml serve` of iris takes to be ready here).
+Its workers are forks of the supervisor too (`conduit.targets.forkserver`): while the arbiter
+starts, the supervisor imports what a worker imports (BentoML's server app, the model's framework),
+and each worker BentoML's arbiter starts becomes a fork of it, so it only loads the model and binds.
 With `--standby`, the supervisor starts before its revision exists: `conduit apply` launches it
 first thing, it imports BentoML on the other core while apply validates and builds, then reads its
 order (one JSON line on stdin: ready URL, command, log path, environment) and serves. An apply
@@ -32,7 +35,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 import urllib.request
 from pathlib import Path
 from typing import Any, Optional
@@ -40,6 +42,8 @@ from typing import Any, Optional
 import psutil  # a BentoML dependency
 
 from conduit import startup
+from conduit.targets.forkserver import ForkServer, forget_conduit, run_child
+from conduit.targets.preload import bento_src, worker_preparation
 from conduit.targets.processes import kill_tree
 
 # `bentoml serve` of a conduit Bento imports these after parsing its command line (0.1 s here).
@@ -57,6 +61,8 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 600.0
 STOP_GRACE_S = 20.0
 READY_POLL_S = 0.2
+# Short: until a worker listens, a check waits this long, and meanwhile the fork server waits too.
+READY_CHECK_TIMEOUT_S = 0.5
 
 
 def say(message: str) -> None:
@@ -65,7 +71,7 @@ def say(message: str) -> None:
 
 def is_ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=READY_CHECK_TIMEOUT_S) as response:
             return response.status == 200
     except OSError:
         return False
@@ -125,13 +131,6 @@ class ForkedServer:
         if self.poll() is None:
             os.kill(self.pid, signum)
 
-    def wait(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        while self.poll() is None:
-            if time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout)
-            time.sleep(0.05)
-        return self.returncode  # type: ignore[return-value]
 
 
 class SubprocessLauncher:
@@ -149,6 +148,7 @@ class BentoMLLauncher(SubprocessLauncher):
         from bentoml_cli.cli import cli  # the `bentoml` command itself
 
         self.bentoml_cli = cli
+        self.forkserver: Optional[ForkServer] = None
         for module in SERVE_MODULES:  # what `serve` would import next, imported before the fork
             importlib.import_module(module)
 
@@ -167,39 +167,31 @@ class BentoMLLauncher(SubprocessLauncher):
         pid = os.fork()
         if pid:
             return ForkedServer(pid)
-        self._run_child(args)  # never returns
+        run_child(lambda: self._serve_in_child(args))
 
-    def _run_child(self, args: list[str]) -> None:
-        code = 1
-        try:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, signal.SIG_DFL)  # BentoML's arbiter installs its own
-            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-            forget_conduit()
-            self.bentoml_cli.main(args=args, prog_name="bentoml")
-            code = 0
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        except BaseException:  # whatever happens, the child must never return into the supervisor
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-
-
-def forget_conduit() -> None:
-    """Drop this process's conduit modules, so the served Bento imports the conduit code it was
-    built with (its own copy, next to its service.py), as a fresh `bentoml serve` would."""
-    for name in [name for name in sys.modules if name == "conduit" or name.startswith("conduit.")]:
-        del sys.modules[name]
+    def _serve_in_child(self, args: list[str]) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_DFL)  # BentoML's arbiter installs its own
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        if self.forkserver is not None:
+            self.forkserver.prepare_arbiter()
+        forget_conduit()
+        self.bentoml_cli.main(args=args, prog_name="bentoml")
 
 
 class Supervisor:
-    def __init__(self, command: list[str], ready_url: str, launcher: Optional[SubprocessLauncher] = None) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        ready_url: str,
+        launcher: Optional[SubprocessLauncher] = None,
+        preload: Optional[list[str]] = None,
+    ) -> None:
         self.command = command
         self.ready_url = ready_url
         self.launcher = launcher or SubprocessLauncher()
+        self.forkserver: Optional[ForkServer] = getattr(self.launcher, "forkserver", None)
+        self.preload = preload or []
         self.child: Optional[Any] = None
         self.stopping = False
         self.stop_requested_at = 0.0
@@ -214,25 +206,44 @@ class Supervisor:
     def run_once(self) -> tuple[int, bool]:
         """Start the server and wait for it to exit; returns (exit code, whether it got ready)."""
         self.child = self.launcher.start(self.command)
+        if self.forkserver is not None and self.forkserver.env is None:
+            self.forkserver.watch_children()
+            self.forkserver.preload(self.preload)  # while the arbiter starts on the other core
         ready = False
         workers = WorkerWatch(self.child.pid)
         while self.child.poll() is None:
+            if self.forkserver is not None:
+                self.forkserver.serve(0)  # waiting stand-ins first: the ready check below may wait
             if self.stopping and time.monotonic() - self.stop_requested_at > STOP_GRACE_S:
                 say(f"server did not stop within {STOP_GRACE_S:.0f}s; killing it")
                 kill_leftovers()
             if not ready and not self.stopping and workers.one_exited():
                 say("a worker exited before the server was ready; stopping the server")
                 self.child.send_signal(signal.SIGTERM)
-                try:
-                    self.child.wait(timeout=STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
+                if not self.wait_for_exit(STOP_GRACE_S):
                     kill_leftovers()
                 return 1, False
             if not ready and is_ready(self.ready_url):
                 ready = True
                 say("server ready")
-            time.sleep(READY_POLL_S if not ready else 1.0)
+            self.pause(READY_POLL_S if not ready else 1.0)
         return self.child.returncode, ready
+
+    def wait_for_exit(self, timeout: float) -> bool:
+        """Whether the server exited within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.child.poll() is None:
+            if time.monotonic() > deadline:
+                return False
+            self.pause(0.05)
+        return True
+
+    def pause(self, seconds: float) -> None:
+        """Wait, serving the fork server's workers meanwhile if there is one."""
+        if self.forkserver is None:
+            time.sleep(seconds)
+        else:
+            self.forkserver.serve(seconds)
 
     def may_restart(self) -> bool:
         now = time.monotonic()
@@ -256,7 +267,7 @@ class Supervisor:
             self.restarts.append(time.monotonic())
             pause = 2 ** (len(self.restarts) - 1)
             say(f"server exited with code {code}; restarting in {pause}s ({len(self.restarts)}/{MAX_RESTARTS})")
-            time.sleep(pause)
+            self.pause(pause)
             if self.stopping:
                 return 0
 
@@ -291,6 +302,26 @@ def warm_launcher() -> SubprocessLauncher:
         return SubprocessLauncher()
 
 
+def start_fork_server(launcher: SubprocessLauncher, command: list[str]) -> list[str]:
+    """Give a warm launcher a fork server for `bentoml serve TAG`'s workers; returns the modules
+    they will import. The math-thread environment that the Bento's service.py would give each
+    worker is set here already, so the framework is imported under the same settings."""
+    args = BentoMLLauncher.bentoml_args(command)
+    if not isinstance(launcher, BentoMLLauncher) or not ForkServer.enabled() or not args or args[0] != "serve":
+        return []
+    modules, thread_env = worker_preparation(bento_src(os.environ.get("BENTOML_HOME", ""), args[1]))
+    for variable, value in thread_env.items():
+        os.environ.setdefault(variable, value)  # as service.py does: a value set on purpose stays
+    threads = {os.environ[variable] for variable in thread_env}
+    if threads - {"1"}:
+        # NumPy's OpenBLAS starts its threads when it loads (BentoML's server app imports NumPy),
+        # and threads do not survive a fork.
+        say(f"workers start without the fork server: their math libraries run {'/'.join(sorted(threads))} threads each")
+        return []
+    launcher.forkserver = ForkServer(say)
+    return modules
+
+
 def main(argv: list[str] | None = None) -> int:
     startup.begin()
     parser = argparse.ArgumentParser(prog="conduit.targets.supervisor")
@@ -311,11 +342,16 @@ def main(argv: list[str] | None = None) -> int:
     if not command or not ready_url:
         parser.error("a command and --ready-url are required (or --standby and an order on stdin)")
     become_subreaper()
-    supervisor = Supervisor(command, ready_url, launcher)
+    preload = start_fork_server(launcher, command)
+    supervisor = Supervisor(command, ready_url, launcher, preload)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
     signal.signal(signal.SIGINT, supervisor.on_signal)
     say(f"pid {os.getpid()} starting: {' '.join(command)}")
-    return supervisor.run()
+    try:
+        return supervisor.run()
+    finally:
+        if supervisor.forkserver is not None:
+            supervisor.forkserver.close()
 
 
 if __name__ == "__main__":
