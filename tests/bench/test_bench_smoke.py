@@ -63,3 +63,18 @@ def test_quick_mode_on_tiny_counts_writes_rows_ratios_and_a_chart(tmp_path):
     assert all(rows[key][f"rps_vs_ref"] == 1.0 for key in rows if key[2] == reference)
     assert {entry["contender"] for entry in document["cold_start"]} >= {"bentoml"}
     assert (tmp_path / "latest.png").stat().st_size > 0
+
+
+def test_the_bert_bench_runs_on_the_cpu_with_a_small_model(tmp_path):
+    """The GPU bench's code path (a BERT text classifier built locally, served with batching off
+    and on, 64 clients) on the CPU: where no GPU is lent, this is what shows it works."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "bench.gpu_bert", "--cpu", "--seconds", "3", "--rounds", "1", "--out", str(tmp_path)]
+    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    document = json.loads((tmp_path / "latest.json").read_text())
+    assert document["notes"] == [], document["notes"]
+    rows = {row["contender"]: row for row in document["rows"]}
+    assert set(rows) == ({"conduit", "conduit-batch"} if strategy() is not None else set())
+    for row in rows.values():
+        assert row["model"] == "bert" and row["scenario"] == "c64" and row["requests"] > 0 and row["errors"] == 0

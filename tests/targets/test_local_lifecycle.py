@@ -137,13 +137,17 @@ def test_a_hook_that_raises_at_import_fails_and_the_old_revision_keeps_answering
 
 def test_a_crashed_server_is_restarted_by_its_supervisor(first):
     serving = local.status(NAME).serving
-    server = psutil.Process(serving.pid).children()[0]  # bentoml's arbiter under the supervisor
-    workers = server.children()  # each in a session of its own: a crash orphans them
+    # BentoML's arbiter under the supervisor: the child with children (its workers' stand-ins; the
+    # workers themselves are forks of the supervisor, each in a session of its own).
+    server = next(child for child in psutil.Process(serving.pid).children() if child.children())
+    workers = [p for p in psutil.Process(serving.pid).children(recursive=True) if p.pid != server.pid]
     assert workers
     os.kill(server.pid, signal.SIGKILL)
-    wait_until(lambda: server.pid not in child_pids(serving.pid) and processes.is_ready(serving.port))
+    # The old workers may answer until the supervisor notices: wait for the restart itself.
+    log = Path(serving.log_path)
+    wait_until(lambda: "restarting" in log.read_text() and server.pid not in child_pids(serving.pid))
+    wait_until(lambda: log.read_text().split("restarting")[-1].count("server ready") == 1)
     assert ask(first.endpoint) == [2, 2]
-    assert "restarting" in Path(serving.log_path).read_text()
     assert local.status(NAME).state == "serving"
     assert not [worker.pid for worker in workers if worker.is_running()]  # the old workers were stopped
 

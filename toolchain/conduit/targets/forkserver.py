@@ -88,6 +88,14 @@ def run_child(body: Callable[[], None]) -> NoReturn:
         os._exit(code)
 
 
+def reseed_numpy() -> None:
+    """NumPy seeds its global generator from the OS when imported; forked workers would all share
+    the supervisor's sequence instead (Python's `random` reseeds itself after a fork)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
 def thread_count() -> int:
     return len(os.listdir("/proc/self/task"))
 
@@ -287,6 +295,8 @@ class ForkServer:
         self._close_sockets()
         place_fds(fds, request["fds"])
         os.chdir(request["cwd"])
+        sys.path[0] = request["cwd"]  # `python -m` puts its working folder first (here: the supervisor's)
+        reseed_numpy()
         os.environ.clear()
         os.environ.update({k: v for k, v in request["env"].items() if k != SOCKET_ENV})
         os.environ.update(self.set_by_imports)  # as the same imports in a fresh worker would
