@@ -1,5 +1,6 @@
 """The fork server: which workers it forks, the stand-in BentoML's arbiter runs as `python`, and a
-real revision whose workers are forks of its supervisor (served, restarted after a kill, stopped)."""
+real revision whose workers are forks of its supervisor (served, restarted after a worker or its
+stand-in is killed, stopped)."""
 from __future__ import annotations
 
 import os
@@ -140,6 +141,16 @@ def test_a_revision_serves_from_workers_forked_by_its_supervisor(conduit_home, t
         os.kill(killed, signal.SIGKILL)
         wait_for(lambda: {p.pid for p in forked_workers(deployment.pid)} - {killed, workers[1].pid})
         assert wait_for(lambda: "Service forked initialized" in local.log_path("forked").read_text().split(log)[-1])
+        for _ in range(6):
+            assert predict(deployment.endpoint) == first
+
+        # A stand-in killed outright takes its worker with it; the arbiter starts both again.
+        before = {p.pid for p in forked_workers(deployment.pid)}
+        stand_in = next(p for p in psutil.Process(deployment.pid).children(recursive=True)
+                        if "worker_shim.py" in " ".join(command_of(p)))
+        os.kill(stand_in.pid, signal.SIGKILL)
+        wait_for(lambda: len(before - {p.pid for p in forked_workers(deployment.pid)}) == 1)
+        wait_for(lambda: len(forked_workers(deployment.pid)) == 2)
         for _ in range(6):
             assert predict(deployment.endpoint) == first
         tree = psutil.Process(deployment.pid).children(recursive=True)
