@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,15 @@ def stop_everything() -> None:
 
     for record in Store().deployments():
         local.delete(record.name, progress=lambda _: None)
+
+
+def wait_for(condition, timeout_s: float = 120.0):
+    """Poll `condition` every 0.1 s until it returns something true, and return that; fail after
+    `timeout_s` (a bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")

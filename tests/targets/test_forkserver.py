@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import httpx
 import psutil
@@ -15,7 +14,7 @@ import pytest
 from conduit.targets import local
 from conduit.targets.forkserver import SOCKET_ENV, ForkServer, shim_command
 
-from conftest import TEST_KEY
+from conftest import TEST_KEY, wait_for
 from serving.trained import iris_folder
 
 WORKER = ["-m", "_bentoml_impl.worker.service", "iris:abc", "--fd", "3"]
@@ -115,16 +114,6 @@ def predict(endpoint: str) -> list:
     response = httpx.post(endpoint, json=[[5.1, 3.5, 1.4, 0.2]], headers={"Authorization": TEST_KEY}, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()["result"]
-
-
-def wait_for(condition, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.e2e

@@ -7,7 +7,6 @@ import os
 import pickle
 import signal
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,7 @@ from conduit.store import DeploymentNotFound, Store
 from conduit.targets import local, processes
 from conduit.targets.processes import ROUTER_MODULE, SUPERVISOR_MODULE
 
-from conftest import TEST_KEY
+from conftest import TEST_KEY, wait_for
 from test_standby import idle_standbys
 
 pytestmark = pytest.mark.e2e
@@ -145,8 +144,8 @@ def test_a_crashed_server_is_restarted_by_its_supervisor(first):
     os.kill(server.pid, signal.SIGKILL)
     # The old workers may answer until the supervisor notices: wait for the restart itself.
     log = Path(serving.log_path)
-    wait_until(lambda: "restarting" in log.read_text() and server.pid not in child_pids(serving.pid))
-    wait_until(lambda: log.read_text().split("restarting")[-1].count("server ready") == 1)
+    wait_for(lambda: "restarting" in log.read_text() and server.pid not in child_pids(serving.pid))
+    wait_for(lambda: log.read_text().split("restarting")[-1].count("server ready") == 1)
     assert ask(first.endpoint) == [2, 2]
     assert local.status(NAME).state == "serving"
     assert not [worker.pid for worker in workers if worker.is_running()]  # the old workers were stopped
@@ -155,7 +154,7 @@ def test_a_crashed_server_is_restarted_by_its_supervisor(first):
 def test_apply_restarts_a_dead_router_on_the_same_port(first, project):
     record = Store().require(NAME)
     os.kill(record.router_pid, signal.SIGKILL)
-    wait_until(lambda: not processes.is_ours(record.router_pid, ROUTER_MODULE))
+    wait_for(lambda: not processes.is_ours(record.router_pid, ROUTER_MODULE))
     assert local.status(NAME).state.startswith("down (router exited")
     again = local.apply(load(write_project(project, 2)))  # the same bytes as revision 2
     assert not again.changed and again.endpoint == first.endpoint
@@ -169,13 +168,6 @@ def no_idle_standbys_left() -> bool:
     return not idle_standbys(store.home, revision_pids) and not list(local.logs_dir(store).glob("standby-*"))
 
 
-def wait_until(condition, checks: int = 1200) -> None:
-    """Poll `condition` every 0.1 s, at most `checks` times (a bound, not a timing assertion)."""
-    for _ in range(checks):
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition never held")
 
 
 def child_pids(pid: int) -> set[int]:

@@ -11,7 +11,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from conduit.render import render
-from conduit.targets.preload import bento_src, pickled_modules, worker_preparation
+from conduit.serving.process import bento_folder
+from conduit.targets.preload import pickled_modules, worker_preparation
 from serving.trained import iris_folder, torch_folder
 
 POINTS, LABELS = [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]], [0, 1, 0, 1]
@@ -66,4 +67,4 @@ def test_a_gpu_bento_gives_its_one_worker_every_core(tmp_path):
 
 def test_a_folder_that_is_not_a_conduit_bento_needs_nothing(tmp_path):
     assert worker_preparation(tmp_path) == ([], {})
-    assert bento_src("/home/b", "iris:abc123") == Path("/home/b/bentos/iris/abc123/src")
+    assert bento_folder("iris:abc123", "/home/b") / "src" == Path("/home/b/bentos/iris/abc123/src")

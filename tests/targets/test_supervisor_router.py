@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,8 @@ import pytest
 
 from conduit.targets import processes
 from conduit.targets.processes import ROUTER_MODULE, SUPERVISOR_MODULE
+
+from conftest import wait_for
 
 ECHO = str(Path(__file__).parent / "echo_server.py")
 
@@ -37,15 +38,6 @@ def cleanup():
 
 def served_pid(port: int) -> int:
     return httpx.get(f"http://127.0.0.1:{port}/").json()["pid"]
-
-
-def wait_for(condition, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_supervisor_restarts_a_crashed_server_and_stops_cleanly(tmp_path, cleanup):

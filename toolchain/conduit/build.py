@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 from conduit.errors import DeployError
 from conduit.paths import conduit_home
 from conduit.render import RenderResult, render
-from conduit.serving.process import bentoml_home
+from conduit.serving.process import bento_folder, bentoml_home
 
 Progress = Callable[[str], None]
 BAR_MIN_BYTES = 1024 * 1024  # smaller artifacts copy too fast for a bar to mean anything
@@ -82,7 +82,7 @@ def bento_store():
 def stored_bento(rendered: RenderResult) -> Path:
     """The file BentoML's store reads for this version (`bentos/<name>/<version>/bento.yaml`).
     Looked up without importing BentoML, which was half the time of an apply that changed nothing."""
-    return Path(bentoml_home()) / "bentos" / rendered.name / rendered.version / "bento.yaml"
+    return bento_folder(f"{rendered.name}:{rendered.version}") / "bento.yaml"
 
 
 def _build_bento(rendered: RenderResult, store: Any) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from conduit.paths import conduit_home
 
@@ -14,6 +15,13 @@ PLAIN_KEY_ENV = "CONDUIT_API_KEY"
 def bentoml_home() -> str:
     """The BentoML store conduit builds into and serves from: `$CONDUIT_HOME/bentoml`."""
     return str(conduit_home() / "bentoml")
+
+
+def bento_folder(tag: str, home: str | None = None) -> Path:
+    """Where BentoML's store keeps `tag` (name:version), found without importing BentoML:
+    `<home>/bentos/<name>/<version>` (`home`: the store's, default `bentoml_home()`)."""
+    name, _, version = tag.partition(":")
+    return Path(home or bentoml_home()) / "bentos" / name / version
 
 
 def serve_command(tag: str, port: int, host: str = "127.0.0.1") -> list[str]:

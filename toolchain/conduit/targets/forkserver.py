@@ -124,10 +124,12 @@ def shim_command(folder: Path) -> Path:
 
 
 class ForkServer:
-    """Lives in the supervisor: `preload()` once, then `serve(timeout)` wherever it would sleep."""
+    """Lives in the supervisor: `preload()` once the arbiter is forked, then `serve(timeout)`
+    wherever the supervisor would sleep. `modules`: the framework's (`conduit.targets.preload`)."""
 
-    def __init__(self, say: Callable[[str], None]) -> None:
+    def __init__(self, say: Callable[[str], None], modules: Iterable[str] = ()) -> None:
         self.say = say
+        self.modules = tuple(modules)
         self.folder = Path(tempfile.mkdtemp(prefix="conduit-fork-"))  # 0700: only this user gets in
         self.address = str(self.folder / "socket")
         self.command = shim_command(self.folder)
@@ -152,19 +154,21 @@ class ForkServer:
         """On unless turned off; Linux only (threads and descriptors are read from /proc)."""
         return os.environ.get(ENABLED_ENV) != "0" and sys.platform.startswith("linux")
 
+    @property
+    def preloaded(self) -> bool:
+        return self.env is not None
+
     # In the supervisor
 
-    def watch_children(self) -> None:
-        """Wake `serve` when a child exits, so a stand-in hears of its worker at once."""
+    def preload(self) -> None:
+        """Import what a worker will: BentoML's worker side, then the model's framework. A module
+        that does not import is left to the worker, which says why if it needs it. From now on a
+        child's exit wakes `serve`, so a stand-in hears of its worker at once."""
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self.wakeup_writer.fileno(), warn_on_full_buffer=False)
-
-    def preload(self, modules: Iterable[str]) -> None:
-        """Import what a worker will: BentoML's worker side, then the model's framework. A module
-        that does not import is left to the worker, which says why if it needs it."""
         startup.begin()
         self.env = dict(os.environ)
-        for name in (*WORKER_MODULES, *modules):
+        for name in (*WORKER_MODULES, *self.modules):
             try:
                 importlib.import_module(name)
             except Exception as error:  # noqa: BLE001 - anything a module raises while importing
@@ -183,12 +187,7 @@ class ForkServer:
         self._reap()
 
     def close(self) -> None:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for connection in self.workers.values():
-            connection.close()
-        self.workers.clear()
-        self._close_sockets()
+        self._let_go()
         for path in self.folder.iterdir():
             path.unlink()
         self.folder.rmdir()
@@ -196,15 +195,17 @@ class ForkServer:
     def prepare_arbiter(self) -> None:
         """In the arbiter, a fork of the supervisor: its workers' `python` is the stand-in, and
         the stand-in finds this server through the environment the arbiter passes on."""
+        self._let_go()
+        os.environ[SOCKET_ENV] = self.address
+        sys.executable = str(self.command)
+
+    def _let_go(self) -> None:
+        """Stop serving in this process: on close, and in any child forked from the supervisor."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for connection in self.workers.values():
             connection.close()
-        self._close_sockets()
-        os.environ[SOCKET_ENV] = self.address
-        sys.executable = str(self.command)
-
-    def _close_sockets(self) -> None:
+        self.workers.clear()
         self.selector.close()
         for end in (self.listener, self.wakeup, self.wakeup_writer):
             end.close()
@@ -243,7 +244,7 @@ class ForkServer:
 
     def why_not_forkable(self) -> Optional[str]:
         """What keeps this process from being forked into a worker at all."""
-        if self.env is None:
+        if not self.preloaded:
             return "nothing was preloaded"
         if self.unsafe:
             return self.unsafe
@@ -259,9 +260,9 @@ class ForkServer:
         argv = request["argv"]
         if argv[:2] != ["-m", WORKER_MODULES[0]]:
             return f"not a BentoML worker command: {' '.join(argv[:2])}"
-        worker_env = request["env"]
-        keys = (set(self.env or {}) | set(worker_env)) - RUN_TIME_ENV
-        differing = sorted(key for key in keys if (self.env or {}).get(key) != worker_env.get(key))
+        preloaded_env, worker_env = self.env or {}, request["env"]
+        keys = (set(preloaded_env) | set(worker_env)) - RUN_TIME_ENV
+        differing = sorted(key for key in keys if preloaded_env.get(key) != worker_env.get(key))
         if differing:
             return f"the worker's environment differs from the preloaded one in {', '.join(differing)}"
         return None
@@ -286,13 +287,10 @@ class ForkServer:
     def _become_worker(self, request: dict, fds: list[int], connection: socket.socket) -> None:
         """In the forked child: become the process the stand-in would have exec'd."""
         os.setsid()  # as BentoML's arbiter starts every worker
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
-        connection.close()
-        for other in self.workers.values():
-            other.close()
-        self._close_sockets()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_DFL)  # the supervisor's handlers
+        connection.close()  # not among `workers` yet: the parent adds it once it has the pid
+        self._let_go()
         place_fds(fds, request["fds"])
         os.chdir(request["cwd"])
         sys.path[0] = request["cwd"]  # `python -m` puts its working folder first (here: the supervisor's)

@@ -21,6 +21,7 @@ from typing import Callable, NoReturn, Optional
 
 from conduit import keys
 from conduit.errors import ConduitError, DeployError, UsageError
+from conduit.paths import conduit_home
 from conduit.serving.process import API_KEY_SHA256_ENV, PLAIN_KEY_ENV, serve_command, serve_env
 from conduit.store import DeploymentRecord, Revision, Store
 from conduit.targets import processes
@@ -53,8 +54,9 @@ class Deployment:
 # paths
 
 
-def logs_dir(store: Store) -> Path:
-    return store.home / "logs"
+def logs_dir(store: Optional[Store] = None) -> Path:
+    """`<CONDUIT_HOME>/logs`; without a store, found without opening one (the standby's start)."""
+    return (store.home if store is not None else conduit_home()) / "logs"
 
 
 def backend_file(store: Store, name: str) -> Path:
@@ -85,7 +87,7 @@ def next_revision_standby() -> contextlib.AbstractContextManager:
     """The next revision's supervisor, started now so that it imports BentoML while this process
     validates and builds (see `conduit.targets.standby`); dismissed on leaving the block unless a
     revision was handed to it."""
-    return Standby.start(logs_dir(Store())) or contextlib.nullcontext()
+    return Standby.start(logs_dir()) or contextlib.nullcontext()
 
 
 def apply(

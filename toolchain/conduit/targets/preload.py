@@ -21,12 +21,6 @@ STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "SHORT
 SKIPPED = ("__main__", "__builtin__", "builtins", "copy_reg", "copyreg", "_codecs", "conduit")
 
 
-def bento_src(bentoml_home: str, tag: str) -> Path:
-    """Where BentoML's store keeps the build context of `tag` (name:version)."""
-    name, _, version = tag.partition(":")
-    return Path(bentoml_home) / "bentos" / name / version / "src"
-
-
 def worker_preparation(src: Path) -> tuple[list[str], dict[str, str]]:
     """(the modules loading the Bento's flow imports, in order; the math-thread environment its
     generated service.py gives each worker). Nothing for a folder that is not a conduit Bento."""

@@ -143,8 +143,13 @@ def kill_tree(root: int, keep_root: bool = False) -> list[psutil.Process]:
 
 
 def is_ready(port: int, host: str = "127.0.0.1") -> bool:
+    return answers_ready(f"http://{host}:{port}/readyz")
+
+
+def answers_ready(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether the readiness URL answers 200 within `timeout_s`."""
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
             return response.status == 200
     except OSError:
         return False

@@ -35,7 +35,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
@@ -43,8 +42,9 @@ import psutil  # a BentoML dependency
 
 from conduit import startup
 from conduit.targets.forkserver import ForkServer, forget_conduit, run_child
-from conduit.targets.preload import bento_src, worker_preparation
-from conduit.targets.processes import kill_tree
+from conduit.serving.process import bento_folder
+from conduit.targets.preload import worker_preparation
+from conduit.targets.processes import answers_ready, kill_tree
 
 # `bentoml serve` of a conduit Bento imports these after parsing its command line (0.1 s here).
 # (conduit's own modules are dropped again before serving: see `forget_conduit`.)
@@ -67,14 +67,6 @@ READY_CHECK_TIMEOUT_S = 0.5
 
 def say(message: str) -> None:
     print(f"[conduit supervisor {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def is_ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=READY_CHECK_TIMEOUT_S) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def become_subreaper() -> bool:
@@ -136,6 +128,8 @@ class ForkedServer:
 class SubprocessLauncher:
     """Starts the server command as a subprocess writing to the supervisor's output."""
 
+    forkserver: Optional[ForkServer] = None  # only a BentoMLLauncher's workers can be forked
+
     def start(self, command: list[str]) -> Any:
         return subprocess.Popen(command, stdout=sys.stdout, stderr=sys.stderr)
 
@@ -148,7 +142,6 @@ class BentoMLLauncher(SubprocessLauncher):
         from bentoml_cli.cli import cli  # the `bentoml` command itself
 
         self.bentoml_cli = cli
-        self.forkserver: Optional[ForkServer] = None
         for module in SERVE_MODULES:  # what `serve` would import next, imported before the fork
             importlib.import_module(module)
 
@@ -180,18 +173,11 @@ class BentoMLLauncher(SubprocessLauncher):
 
 
 class Supervisor:
-    def __init__(
-        self,
-        command: list[str],
-        ready_url: str,
-        launcher: Optional[SubprocessLauncher] = None,
-        preload: Optional[list[str]] = None,
-    ) -> None:
+    def __init__(self, command: list[str], ready_url: str, launcher: Optional[SubprocessLauncher] = None) -> None:
         self.command = command
         self.ready_url = ready_url
         self.launcher = launcher or SubprocessLauncher()
-        self.forkserver: Optional[ForkServer] = getattr(self.launcher, "forkserver", None)
-        self.preload = preload or []
+        self.forkserver = self.launcher.forkserver
         self.child: Optional[Any] = None
         self.stopping = False
         self.stop_requested_at = 0.0
@@ -206,9 +192,8 @@ class Supervisor:
     def run_once(self) -> tuple[int, bool]:
         """Start the server and wait for it to exit; returns (exit code, whether it got ready)."""
         self.child = self.launcher.start(self.command)
-        if self.forkserver is not None and self.forkserver.env is None:
-            self.forkserver.watch_children()
-            self.forkserver.preload(self.preload)  # while the arbiter starts on the other core
+        if self.forkserver is not None and not self.forkserver.preloaded:
+            self.forkserver.preload()  # while the arbiter starts on the other core
         ready = False
         workers = WorkerWatch(self.child.pid)
         while self.child.poll() is None:
@@ -223,7 +208,7 @@ class Supervisor:
                 if not self.wait_for_exit(STOP_GRACE_S):
                     kill_leftovers()
                 return 1, False
-            if not ready and is_ready(self.ready_url):
+            if not ready and answers_ready(self.ready_url, READY_CHECK_TIMEOUT_S):
                 ready = True
                 say("server ready")
             self.pause(READY_POLL_S if not ready else 1.0)
@@ -302,14 +287,14 @@ def warm_launcher() -> SubprocessLauncher:
         return SubprocessLauncher()
 
 
-def start_fork_server(launcher: SubprocessLauncher, command: list[str]) -> list[str]:
-    """Give a warm launcher a fork server for `bentoml serve TAG`'s workers; returns the modules
-    they will import. The math-thread environment that the Bento's service.py would give each
-    worker is set here already, so the framework is imported under the same settings."""
+def start_fork_server(launcher: SubprocessLauncher, command: list[str]) -> None:
+    """Give a warm launcher a fork server for `bentoml serve TAG`'s workers. The math-thread
+    environment that the Bento's service.py would give each worker is set here already, so the
+    framework is imported under the same settings."""
     args = BentoMLLauncher.bentoml_args(command)
     if not isinstance(launcher, BentoMLLauncher) or not ForkServer.enabled() or not args or args[0] != "serve":
-        return []
-    modules, thread_env = worker_preparation(bento_src(os.environ.get("BENTOML_HOME", ""), args[1]))
+        return
+    modules, thread_env = worker_preparation(bento_folder(args[1], os.environ.get("BENTOML_HOME")) / "src")
     for variable, value in thread_env.items():
         os.environ.setdefault(variable, value)  # as service.py does: a value set on purpose stays
     threads = {os.environ[variable] for variable in thread_env}
@@ -317,9 +302,8 @@ def start_fork_server(launcher: SubprocessLauncher, command: list[str]) -> list[
         # NumPy's OpenBLAS starts its threads when it loads (BentoML's server app imports NumPy),
         # and threads do not survive a fork.
         say(f"workers start without the fork server: their math libraries run {'/'.join(sorted(threads))} threads each")
-        return []
-    launcher.forkserver = ForkServer(say)
-    return modules
+        return
+    launcher.forkserver = ForkServer(say, modules)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     if not command or not ready_url:
         parser.error("a command and --ready-url are required (or --standby and an order on stdin)")
     become_subreaper()
-    preload = start_fork_server(launcher, command)
-    supervisor = Supervisor(command, ready_url, launcher, preload)
+    start_fork_server(launcher, command)
+    supervisor = Supervisor(command, ready_url, launcher)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
     signal.signal(signal.SIGINT, supervisor.on_signal)
     say(f"pid {os.getpid()} starting: {' '.join(command)}")
