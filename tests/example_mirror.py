@@ -3,10 +3,12 @@
 Artifacts are made by each example's train.py and never committed, so a fresh clone has none.
 `mirror()` copies an example's own files under a temporary root at the same relative place (with
 the repository's conduit.schema.json at that root, so the schema comment still resolves) and
-puts empty stand-ins where the artifacts go: validation checks that they exist, never loads them.
+puts stand-ins where the artifacts go: validation checks that they exist and reads a pickle's
+opcodes (so a .pkl stand-in is a tiny real pickle), never loads them.
 """
 from __future__ import annotations
 
+import pickle
 import shutil
 from pathlib import Path
 
@@ -43,5 +45,6 @@ def mirror(manifest_file: Path, root: Path) -> Path:
     for artifact, is_folder in artifacts.items():
         target = folder / artifact
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.mkdir() if is_folder else target.write_bytes(b"")
+        stand_in = pickle.dumps("stand-in") if target.suffix == ".pkl" else b""
+        target.mkdir() if is_folder else target.write_bytes(stand_in)
     return folder / manifest_file.name

@@ -20,7 +20,7 @@ KEY = "sk-test-0123456789"
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working directory with a model file and a hooks module, as a data scientist would have."""
-    (tmp_path / "model.pkl").write_text("x")
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps("stand-in"))  # validate reads its opcodes
     (tmp_path / "hooks.py").write_text("def to_features(data):\n    return data\n\n\ndef to_labels(out):\n    return out\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -185,14 +185,51 @@ def test_save_elsewhere_only_where_paths_still_resolve(project: Path):
         conduit.save(project / "deploy" / "conduit.yaml")
     assert not (project / "deploy" / "conduit.yaml").exists()
     assert conduit.manifest.base_dir == project.resolve()
-    (project / "deploy" / "model.pkl").write_text("x")
+    (project / "deploy" / "model.pkl").write_bytes(pickle.dumps("stand-in"))  # validate reads its opcodes
     conduit.save(project / "deploy")
     assert conduit.manifest.base_dir == (project / "deploy").resolve()
     assert load(project / "deploy" / "conduit.yaml") == conduit.manifest
 
 
+def test_save_creates_a_folder_that_does_not_exist_yet(project: Path):
+    conduit = Conduit(name="iris", flow=("sklearn", str(project / "model.pkl")))
+    path = conduit.save("new/deep/conduit.yaml")
+    assert path == Path("new/deep/conduit.yaml") and load(project / "new" / "deep" / "conduit.yaml") == conduit.manifest
+    assert conduit.save(project / "by-folder").name == "conduit.yaml"  # no suffix: a folder
+    relative = Conduit(name="iris", flow=("sklearn", "model.pkl"))
+    with pytest.raises(UsageError, match="file 'model.pkl' not found next to the manifest"):
+        relative.save("elsewhere/conduit.yaml")
+    assert not (project / "elsewhere").exists()  # refused before anything was created
+
+
+def test_run_takes_files_as_requests_does_and_calls_the_given_hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    load_iris = pytest.importorskip("sklearn.datasets").load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=300).fit(*load_iris(return_X_y=True))
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
+    (tmp_path / "csv_hooks.py").write_text(
+        "def rows(data, files):\n"
+        "    table = files['table']\n"
+        "    assert table.filename == 'rows.csv' and table.content_type == 'text/csv', table.filename\n"
+        "    return [[float(v) for v in line.split(',')] for line in table.decode().splitlines()]\n"
+    )
+    (tmp_path / "rows.csv").write_text("5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n5.9,3.0,4.2,1.5\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import csv_hooks
+
+    conduit = Conduit(name="iris", flow=(model_type.SKLEARN, "model.pkl", {"pre": csv_hooks.rows}))
+    with open(tmp_path / "rows.csv", "rb") as table:
+        assert conduit.run(files={"table": table}) == [0, 2, 1]
+    assert conduit.run(None, files={"table": ("rows.csv", b"6.7,3.0,5.2,2.3", "text/csv")}) == [2]
+    assert conduit.run([[0]], files={"table": tmp_path / "rows.csv"}) == [0, 2, 1]
+    (tmp_path / "csv_hooks.py").write_text("raise SystemExit('run() must not import the hook file again')\n")
+    assert conduit.run(files={"table": tmp_path / "rows.csv"}) == [0, 2, 1]
+
+
 def test_run_uses_the_flow_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from sklearn.datasets import load_iris
+    load_iris = pytest.importorskip("sklearn.datasets").load_iris
     from sklearn.linear_model import LogisticRegression
 
     features, labels = load_iris(return_X_y=True)
@@ -222,7 +259,8 @@ def test_values_that_cannot_be_written_are_refused(project: Path):
 @pytest.mark.e2e
 def test_deploy_serves_the_manifest_it_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import httpx
-    from sklearn.datasets import load_iris
+
+    load_iris = pytest.importorskip("sklearn.datasets").load_iris
     from sklearn.linear_model import LogisticRegression
 
     from conduit.targets import local

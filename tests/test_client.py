@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from conduit import model_api_request
 from conduit.client import EndpointUnreachable, to_plain
+from conduit.errors import UsageError
 from conduit.targets.processes import free_port
 
 _spec = importlib.util.spec_from_file_location("echo_server", Path(__file__).parent / "targets" / "echo_server.py")
@@ -64,3 +66,25 @@ def test_files_go_as_multipart_with_a_data_field(endpoint, tmp_path):
 def test_unreachable_endpoint_is_a_clear_error():
     with pytest.raises(EndpointUnreachable, match="could not reach"):
         model_api_request(f"http://127.0.0.1:{free_port()}/predict", [[1]], "k", timeout=2)
+
+
+def test_files_as_requests_takes_them(endpoint, tmp_path):
+    table = tmp_path / "rows.csv"
+    table.write_text("1,2\n3,4\n")
+    with open(table, "rb") as handle:
+        files = {"table": handle, "raw": ("notes.txt", b"hello", "text/plain"), "blob": ("b.bin", io.BytesIO(b"\x00\x01"))}
+        echoed = sent(model_api_request(endpoint, [[1]], "k", files=files))
+    body = echoed["body"]
+    assert 'name="table"; filename="rows.csv"' in body and "Content-Type: text/csv" in body and "1,2\n3,4\n" in body
+    assert 'name="raw"; filename="notes.txt"' in body and "Content-Type: text/plain" in body and "hello" in body
+    assert 'name="blob"; filename="b.bin"' in body and "Content-Type: application/octet-stream" in body
+
+
+def test_files_only_request_has_no_data_field(endpoint):
+    echoed = sent(model_api_request(endpoint, None, "k", files={"table": b"1,2\n"}))
+    assert 'name="table"' in echoed["body"] and 'name="data"' not in echoed["body"]
+
+
+def test_an_unusable_file_value_is_a_clear_error(endpoint):
+    with pytest.raises(UsageError, match=r"^file 'table': expected bytes, a path, an open file or \(filename, file\[, content_type\]\), got int$"):
+        model_api_request(endpoint, [[1]], "k", files={"table": 3})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def test_installed_conduit_finds_its_templates(wheel: Path, tmp_path: Path):
 )
 def test_light_entry_points_import_no_frameworks(code: str, tmp_path: Path):
     example = tmp_path / "conduit.yaml"
-    (tmp_path / "model.pkl").write_text("x")
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps("stand-in"))  # validate reads its opcodes
     example.write_text("name: iris\nflow: [sklearn, model.pkl]\n")
     script = code.format(example=str(example)) + f"\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     assert run([sys.executable, "-c", script], cwd=tmp_path).stdout.splitlines()[-1] == "[]"

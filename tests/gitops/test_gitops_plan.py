@@ -7,8 +7,9 @@ import pickle
 from functools import lru_cache
 from pathlib import Path
 
-import git
 import pytest
+
+git = pytest.importorskip("git")
 from conduit.cli.main import main
 from conduit.errors import UsageError
 from conduit.gitops.plan import plan
@@ -29,7 +30,7 @@ python_version: 3.10
 @lru_cache(maxsize=None)
 def train(c: float) -> bytes:
     """A real tiny classifier; a different C gives different weights and so different bytes."""
-    from sklearn.datasets import load_iris
+    load_iris = pytest.importorskip("sklearn.datasets").load_iris
     from sklearn.linear_model import LogisticRegression
 
     features, labels = load_iris(return_X_y=True)

@@ -189,7 +189,8 @@ def test_without_an_image_the_bento_tag_is_the_image(tmp_path: Path, monkeypatch
     import pickle
 
     from conduit.render import render
-    from sklearn.datasets import load_iris
+
+    load_iris = pytest.importorskip("sklearn.datasets").load_iris
     from sklearn.linear_model import LogisticRegression
 
     features, labels = load_iris(return_X_y=True)

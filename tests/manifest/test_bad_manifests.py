@@ -75,7 +75,7 @@ CASES = [
           "(hint: did you mean `iris-model`?)"], True),
     Case("name too long", "name: a-very-long-deployment-name\nflow: [sklearn, model.pkl]\n",
          ["1:7: name: name 'a-very-long-deployment-name' is 27 characters long; at most 20 are allowed "
-          "(hint: did you mean `a-very-long-deployme`?)"], True),
+          "(hint: did you mean `long-deployment-name`?)"], True),
     Case("name starts with a digit", "name: 2fast\nflow: [sklearn, model.pkl]\n",
          ["1:7: name: name '2fast' must start with a letter and end with a letter or digit (hint: did you mean `m-2fast`?)"], True),
     Case("name ends with a hyphen", "name: iris-\nflow: [sklearn, model.pkl]\n",

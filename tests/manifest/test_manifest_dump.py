@@ -1,6 +1,7 @@
 """to_yaml(): one exact format, so committed files and Conduit(...) compare byte for byte."""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 from conduit.manifest import build, load
@@ -55,7 +56,7 @@ def test_huggingface_options_are_written_when_set(artifacts: Path):
 
 def test_schema_comment_points_at_the_nearest_schema(artifacts: Path):
     (artifacts / "deploy").mkdir()
-    (artifacts / "deploy" / "model.pkl").write_text("x")
+    (artifacts / "deploy" / "model.pkl").write_bytes(pickle.dumps("stand-in"))  # validate reads its opcodes
     manifest = build({"name": "iris", "flow": ("sklearn", "model.pkl")}, artifacts / "deploy")[0]
     assert not to_yaml(manifest).startswith("#")
     (artifacts / "conduit.schema.json").write_text("{}")

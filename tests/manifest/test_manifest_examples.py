@@ -25,6 +25,8 @@ def test_committed_yaml_round_trips(example: Path, tmp_path: Path):
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.parent.name for path in EXAMPLES])
 def test_examples_validate_without_warnings(example: Path, tmp_path: Path):
+    if "huggingface_pipeline" in example.read_text() and importlib.util.find_spec("transformers") is None:
+        pytest.skip("a pipeline task is checked against the installed transformers (not installed here)")
     conduit = Conduit.from_yaml(mirror(example, tmp_path))
     assert conduit.warnings == []
     assert conduit.manifest.hardware is not None

@@ -10,22 +10,18 @@ import pytest
 
 @pytest.fixture(scope="session")
 def iris() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_iris
-
-    return load_iris(return_X_y=True)
+    return pytest.importorskip("sklearn.datasets").load_iris(return_X_y=True)
 
 
 @pytest.fixture(scope="session")
 def diabetes() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_diabetes
-
-    return load_diabetes(return_X_y=True)
+    return pytest.importorskip("sklearn.datasets").load_diabetes(return_X_y=True)
 
 
 @pytest.fixture(scope="session")
 def iris_mlp(iris: tuple) -> Any:
     """A 2-layer torch net trained a few steps on iris."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     torch.manual_seed(0)
     inputs, targets = torch.tensor(iris[0], dtype=torch.float32), torch.tensor(iris[1])
@@ -41,7 +37,8 @@ def iris_mlp(iris: tuple) -> Any:
 @pytest.fixture(scope="session")
 def hf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer BERT (hidden 32) and a tokenizer from a written vocab, saved with save_pretrained."""
-    import torch
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     folder = tmp_path_factory.mktemp("hf_model")
@@ -62,7 +59,7 @@ def hf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def spacy_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """spacy.blank("en") with a textcat trained a few steps and an entity ruler, saved with to_disk."""
-    import spacy
+    spacy = pytest.importorskip("spacy")
     from spacy.training import Example
 
     spacy.util.fix_random_seed(0)

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+
+pytest.importorskip("sklearn")  # every flow here runs a real sklearn model
 from sklearn.linear_model import LogisticRegression
 
 from conduit.cli.main import main
@@ -81,3 +83,39 @@ def test_gpu_fallback_warning_goes_to_stderr_once(capsys, tmp_path, iris_mlp):
     code, out, err = run(capsys, path, "--data", json.dumps(IRIS_POINTS))
     assert code == 0 and len(json.loads(out)) == 3
     assert err.count("warning: hardware AMPERE_A5000 is a GPU but CUDA is not available here") == 1
+
+
+CSV_HOOK = '''
+def rows(data, files):
+    """Each CSV line of the `table` file is a data point; `extra` rows in --data come after."""
+    lines = files["table"].decode().splitlines() if "table" in files else []
+    return [[float(value) for value in line.split(",")] for line in lines] + list(data or [])
+'''
+
+
+@pytest.fixture()
+def csv_yaml(tmp_path, iris):
+    model = LogisticRegression(max_iter=300).fit(*iris)
+    save_pickle(tmp_path / "model.pkl", model)
+    (tmp_path / "hooks.py").write_text(CSV_HOOK)
+    (tmp_path / "rows.csv").write_text("\n".join(",".join(map(str, row)) for row in IRIS_POINTS))
+    stage = {"model_type": "sklearn_classifier", "path": "model.pkl", "pre": "hooks.py:rows"}
+    return write_manifest(tmp_path, [stage]), model
+
+
+def test_files_reach_the_pre_hook_which_decides_the_data_points(capsys, csv_yaml, tmp_path):
+    path, model = csv_yaml
+    code, out, err = run(capsys, path, "--file", f"table={tmp_path / 'rows.csv'}")
+    assert code == 0, err
+    np.testing.assert_allclose(json.loads(out), model.predict_proba(np.array(IRIS_POINTS)), rtol=1e-12)
+    code, out, err = run(capsys, path, "--file", f"table={tmp_path / 'rows.csv'}", "--data", json.dumps(IRIS_POINTS[:1]))
+    assert code == 0 and len(json.loads(out)) == 4, err
+
+
+def test_file_arguments_are_checked(capsys, csv_yaml, tmp_path):
+    path, _ = csv_yaml
+    _, _, err = run(capsys, path, "--file", "rows.csv")
+    assert err == "error: --file rows.csv: expected NAME=PATH, e.g. --file table=rows.csv\n"
+    code, _, err = run(capsys, path, "--file", f"table={tmp_path / 'none.csv'}")
+    assert code == 2 and err.startswith("error: file 'table': cannot read ") and "No such file or directory" in err
+    assert run(capsys, path) == (2, "", "error: give the request: --data '[[...]]' and/or --file NAME=PATH\n")

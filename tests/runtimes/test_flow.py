@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+pytest.importorskip("sklearn")  # every flow here runs a real sklearn model
 from sklearn.linear_model import LogisticRegression
 
 from conduit.errors import InputError, ModelLoadError
-from conduit.runtimes.flow import FlowError
+from conduit.runtimes.flow import Flow, FlowError
 from conduit.runtimes.hooks import HookError
 
-from .helpers import IRIS_POINTS, load_flow, save_pickle
+from .helpers import IRIS_POINTS, load_flow, make_manifest, save_pickle
 
 HOOKS = '''
 from conduit.errors import InputError
@@ -50,6 +52,15 @@ def buggy(data):
 
 def too_few(output):
     return output[:1]
+
+
+def csv_rows(data, files):
+    lines = files["table"].decode().splitlines()
+    return [[float(value) for value in line.split(",")] for line in lines]
+
+
+def nothing_left(data):
+    return []
 '''
 
 
@@ -96,10 +107,24 @@ def test_post_hook_accepting_parameters_receives_them(folder):
     assert result == [[round(v, 1) for v in model.predict_proba([IRIS_POINTS[0]])[0]]]
 
 
-def test_hook_may_reject_input_with_a_422(folder):
+@pytest.mark.parametrize(
+    "hooks, data, files, message",
+    [
+        ({"pre": "hooks.py:strict"}, IRIS_POINTS, None, r"^flow\[0\] \(sklearn_classifier\): sl must be positive$"),
+        (
+            {"pre": "hooks.py:nothing_left"},
+            IRIS_POINTS,
+            None,
+            r"^flow\[0\] \(sklearn_classifier\): the pre hook hooks.py:nothing_left returned no data points$",
+        ),
+        ({}, [], None, r"^no data points: send a JSON array of data points"),
+        ({}, None, {"table": b"1,2,3,4"}, r"a request with files only needs a pre hook that turns them into data points\)$"),
+    ],
+)
+def test_input_a_hook_or_the_flow_rejects_is_a_422(folder, hooks, data, files, message):
     tmp_path, _ = folder
-    with pytest.raises(InputError, match=r"^flow\[0\] \(sklearn_classifier\): sl must be positive$"):
-        load_flow(tmp_path, stage(pre="hooks.py:strict")).predict(IRIS_POINTS)
+    with pytest.raises(InputError, match=message):
+        load_flow(tmp_path, stage(**hooks)).predict(data, files=files)
 
 
 def test_a_crashing_hook_is_named(folder):
@@ -131,7 +156,27 @@ def test_hook_file_that_fails_to_import(folder):
         load_flow(tmp_path, stage(pre="broken.py:f"))
 
 
-def test_empty_data_is_a_422(folder):
-    tmp_path, _ = folder
-    with pytest.raises(InputError, match=r"no data points: send a JSON array of data points"):
-        load_flow(tmp_path, stage()).predict([])
+
+
+def test_the_pre_hook_decides_the_number_of_data_points(folder):
+    tmp_path, model = folder
+    table = "\n".join(",".join(map(str, row)) for row in IRIS_POINTS).encode()
+    flow = load_flow(tmp_path, stage(pre="hooks.py:csv_rows"))
+    result = flow.predict(None, files={"table": table})  # one CSV upload, three data points
+    np.testing.assert_allclose(result, model.predict_proba(np.array(IRIS_POINTS)), rtol=1e-12)
+    assert len(flow.predict([["ignored"]], files={"table": table})) == 3
+
+
+def test_given_hook_functions_are_called_instead_of_importing_the_file(folder):
+    tmp_path, model = folder
+    (tmp_path / "script.py").write_text("raise SystemExit('importing script.py must not happen')\n")
+    calls = []
+
+    def doubled(data):
+        calls.append(data)
+        return [[value * 2 for value in row] for row in data]
+
+    manifest = make_manifest(tmp_path, stage(pre="script.py:doubled"))
+    result = Flow.load(manifest, functions={(0, "pre"): doubled}).predict(IRIS_POINTS)
+    np.testing.assert_allclose(result, model.predict_proba(np.array(IRIS_POINTS) * 2), rtol=1e-12)
+    assert calls == [IRIS_POINTS]

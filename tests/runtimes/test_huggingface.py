@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from transformers import pipeline
+
+pipeline = pytest.importorskip("transformers").pipeline
 
 from conduit.errors import ModelLoadError
 from conduit.runtimes.flow import Flow

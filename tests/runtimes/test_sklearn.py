@@ -5,7 +5,8 @@ import sys
 
 import numpy as np
 import pytest
-import sklearn
+
+sklearn = pytest.importorskip("sklearn")
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 

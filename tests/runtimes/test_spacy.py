@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pytest
-import spacy
+
+spacy = pytest.importorskip("spacy")
 
 from conduit.errors import InputError, ModelLoadError
 

@@ -6,7 +6,8 @@ import warnings
 import cloudpickle
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")
 
 from conduit.errors import InputError, ModelLoadError
 from conduit.runtimes.flow import Flow, GpuUnavailableWarning

@@ -5,7 +5,8 @@ import pickle
 
 import numpy as np
 import pytest
-import xgboost
+
+xgboost = pytest.importorskip("xgboost")
 from xgboost import XGBClassifier, XGBRegressor
 
 from conduit.errors import ModelLoadError

@@ -17,7 +17,7 @@ from conduit.serving.batching import Batcher, BatchResultMismatch
 
 @pytest.fixture(scope="module")
 def iris():
-    from sklearn.datasets import load_iris
+    load_iris = pytest.importorskip("sklearn.datasets").load_iris
     from sklearn.linear_model import LogisticRegression
 
     features, labels = load_iris(return_X_y=True)
@@ -153,7 +153,7 @@ def test_only_callers_with_equal_parameters_share_a_call(iris):
 
 
 def test_torch_model_many_concurrent_callers(tmp_path):
-    import torch
+    torch = pytest.importorskip("torch")
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3)).eval()

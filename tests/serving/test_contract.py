@@ -58,9 +58,11 @@ def test_form_with_data_parameters_and_files():
     assert request.data == [[1, 2]] and request.parameters == {"a": 1} and request.files == {"image": b"\x00\x01"}
 
 
-def test_form_needs_a_data_field():
-    with pytest.raises(BadRequest, match="no 'data' field"):
-        parse_form_fields(None, None, {"points": b"[]"})
+def test_form_may_be_files_only_but_not_empty():
+    request = parse_form_fields(None, '{"a": 1}', {"points": b"[]"})
+    assert request.data is None and request.parameters == {"a": 1} and request.files == {"points": b"[]"}
+    with pytest.raises(BadRequest, match=r"^multipart body has neither a 'data' field \(JSON text of the data points\) nor files$"):
+        parse_form_fields(None, None, {})
     with pytest.raises(BadRequest, match="'parameters' is not valid JSON"):
         parse_form_fields("[1]", "{", {})
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import orjson
@@ -11,9 +12,9 @@ from conduit.runtimes.flow import Flow
 from conduit.serving.asgi import PredictMiddleware
 from conduit.serving.auth import KeyCheck, key_sha256
 from conduit.serving.contract import PredictRequest
-from conduit.serving.handler import Limits, PredictHandler
+from conduit.serving.handler import Limits, PredictHandler, log_failure
 from conduit.serving.predictor import Predictor
-from trained import iris_folder
+from trained import iris_folder, write_manifest
 
 KEY = "test-key"
 POINT = [5.1, 3.5, 1.4, 0.2]
@@ -68,8 +69,48 @@ def test_multipart_files_reach_the_pre_hook(handler, flow):
     assert response.status_code == 200 and response.json()["result"] == flow.predict([other])
     response = predict(handler, data={"data": orjson.dumps({"data": [POINT]}).decode()}, files={"note": ("n.txt", b"x")})
     assert response.status_code == 200 and response.json()["result"] == flow.predict([POINT])
-    response = predict(handler, files=files)
-    assert response.status_code == 400 and "'data'" in response.json()["error"]["message"]
+    only_parameters = b'--b\r\nContent-Disposition: form-data; name="parameters"\r\n\r\n{}\r\n--b--\r\n'
+    response = predict(handler, headers={"Content-Type": "multipart/form-data; boundary=b"}, content=only_parameters)
+    assert response.status_code == 400 and "neither a 'data' field" in response.json()["error"]["message"]
+    response = predict(handler, files=[("table", ("a.csv", b"1")), ("table", ("b.csv", b"2"))])
+    assert response.status_code == 400 and "'table' appears twice" in response.json()["error"]["message"]
+
+
+def test_a_files_only_request_has_one_prediction_id_per_row_the_pre_hook_returns(handler, flow):
+    table = "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n5.9,3.0,4.2,1.5\n"
+    response = predict(handler, files={"table": ("rows.csv", table.encode(), "text/csv")})
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["result"] == flow.predict([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]])
+    assert len(body["prediction_ids"]) == 3
+
+
+def test_the_pre_hook_sees_each_file_with_its_filename_and_content_type(tmp_path):
+    folder = iris_folder(tmp_path).base_dir
+    (folder / "shape.py").write_text(
+        "def shape(data, files):\n"
+        "    upload = files['f']\n"
+        "    assert data is None and isinstance(upload, bytes) and upload == b'5,3,1,0'\n"
+        "    assert (upload.filename, upload.content_type) == ('one.csv', 'text/csv'), (upload.filename, upload.content_type)\n"
+        "    return [[5.0, 3.0, 1.0, 0.0]]\n"
+    )
+    stage = {"model_type": "sklearn_classifier", "path": "model.pkl", "pre": "shape.py:shape"}
+    manifest = write_manifest(folder, {"name": "shape", "flow": [stage]})
+    handler = PredictHandler(KeyCheck(key_sha256(KEY)), Limits(), Predictor(Flow.load(manifest)))
+    response = predict(handler, files={"f": ("one.csv", b"5,3,1,0", "text/csv")})
+    assert response.status_code == 200, response.json()
+    assert len(response.json()["result"]) == 1
+
+
+def test_a_hook_that_raises_is_a_500_logged_with_its_run_id_and_traceback(handler, caplog):
+    with caplog.at_level("ERROR", logger="conduit.serving"):
+        response = predict(handler, json=["explode"])
+    body = response.json()
+    assert response.status_code == 500 and body["error"]["type"] == "hook_error"
+    assert "Traceback" not in response.text
+    logged = [record for record in caplog.records if body["run_id"] in record.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert "ZeroDivisionError: the hook divided by zero" in caplog.text and KEY not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -150,3 +191,11 @@ def test_a_model_call_past_the_timeout_is_a_504_and_the_server_keeps_serving(flo
     assert response.status_code == 504 and response.json()["error"]["type"] == "timeout"
     handler.predictor = Predictor(flow, timeout_s=30)
     assert predict(handler, json=[POINT]).status_code == 200
+
+
+def test_a_failure_is_logged_after_bentoml_disabled_the_loggers_made_before_its_set_up(caplog, monkeypatch):
+    """A forked worker imports the handler before BentoML's dictConfig(disable_existing_loggers=True)."""
+    monkeypatch.setattr(logging.getLogger("conduit.serving"), "disabled", True)
+    with caplog.at_level("ERROR", logger="conduit.serving"):
+        log_failure("run-after-dict-config", ZeroDivisionError("boom"))
+    assert "predict failed (run_id run-after-dict-config): ZeroDivisionError: boom" in caplog.text

@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pytest
 
+from conduit import model_api_request
 from conduit.build import build
 from conduit.runtimes.flow import Flow
 from conduit.serving import serve_command, serve_env
@@ -82,8 +83,13 @@ def iris(tmp_path_factory, home):
 
 
 @pytest.fixture(scope="module")
-def iris_url(iris, home, tmp_path_factory):
-    with served(iris[1], home, tmp_path_factory.mktemp("logs") / "iris.log") as url:
+def iris_log(tmp_path_factory):
+    return tmp_path_factory.mktemp("logs") / "iris.log"
+
+
+@pytest.fixture(scope="module")
+def iris_url(iris, home, iris_log):
+    with served(iris[1], home, iris_log) as url:
         yield url
 
 
@@ -120,6 +126,37 @@ def test_multipart_files_reach_the_pre_hook(client, iris_url, iris):
     files = {"points": ("points.json", orjson.dumps([other]), "application/json")}
     response = post(client, iris_url, data={"data": orjson.dumps([POINT]).decode()}, files=files)
     assert response.status_code == 200 and response.json()["result"] == Flow.load(iris[0]).predict([other])
+
+
+def test_a_csv_upload_without_data_gets_one_prediction_per_row(iris_url, iris, tmp_path):
+    rows = [POINT, [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+    table = tmp_path / "rows.csv"
+    table.write_text("\n".join(",".join(map(str, row)) for row in rows))
+    with open(table, "rb") as handle:  # the requests idiom
+        response = model_api_request(f"{iris_url}/predict", None, KEY, files={"table": handle})
+    assert response["status_code"] == 200, response
+    assert response["data"]["result"] == Flow.load(iris[0]).predict(rows)
+    assert len(response["data"]["prediction_ids"]) == 3
+
+
+def test_a_hook_that_raises_is_a_500_and_its_traceback_is_in_the_log(client, iris_url, iris_log):
+    response = post(client, iris_url, json=["explode"])
+    body = response.json()
+    assert response.status_code == 500 and body["error"]["type"] == "hook_error"
+    assert "Traceback" not in response.text
+    log = wait_for_log(iris_log, f"predict failed (run_id {body['run_id']})")
+    after = log[log.index(body["run_id"]) :]
+    assert "Traceback (most recent call last)" in after and "ZeroDivisionError: the hook divided by zero" in after
+    assert KEY not in log
+    assert_still_serving(client, iris_url)
+
+
+def wait_for_log(log: Path, text: str) -> str:
+    """The log once `text` is in it: a worker's stderr reaches the file a moment after the reply."""
+    deadline = time.monotonic() + READY_WAIT_S
+    while text not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return log.read_text(errors="replace")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from serving.trained import skip_unless_importable
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 TEST_KEY = "local-e2e-key-0123456789"
@@ -32,6 +34,7 @@ def trained_example(name: str, tmp: Path) -> Path:
         target = folder / Path(relative).relative_to(f"examples/{name}")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / relative, target)
+    skip_unless_importable(folder / "train.py")
     trained = subprocess.run([sys.executable, "train.py"], cwd=folder, capture_output=True, text=True)
     assert trained.returncode == 0, f"{name}/train.py failed:\n{trained.stderr[-3000:]}"
     return folder

@@ -13,6 +13,8 @@ import httpx
 import psutil
 import pytest
 from ruamel.yaml import YAML
+
+pytest.importorskip("sklearn")  # every test here serves a real sklearn model
 from sklearn.dummy import DummyClassifier
 
 from conduit.errors import DeployError, UsageError
@@ -112,10 +114,11 @@ def test_redeploy_moves_the_endpoint_under_traffic_without_failures(first, proje
 
 
 def test_a_corrupt_artifact_fails_and_the_old_revision_keeps_answering(first, project):
-    write_project(project, 3)
+    manifest = load(write_project(project, 3))
+    # validate refuses a corrupt pickle up front; corrupted after it, the revision must fail alone
     (project / "model.pkl").write_bytes(b"\x00 this is not a pickle \xff" * 10)
     with pytest.raises(DeployError) as failure:
-        local.apply(load(project / "conduit.yaml"))
+        local.apply(manifest)
     message = str(failure.value)
     assert "revision 3 of lifecycle failed" in message and "revision 2 keeps serving" in message
     assert "pickle" in message and "--- last lines of" in message
@@ -127,9 +130,12 @@ def test_a_corrupt_artifact_fails_and_the_old_revision_keeps_answering(first, pr
 
 def test_a_hook_that_raises_at_import_fails_and_the_old_revision_keeps_answering(first, project):
     write_project(project, 4, post="hooks.py:relabel")
+    (project / "hooks.py").write_text("def relabel(x):\n    return x\n")
+    manifest = load(project / "conduit.yaml")
+    # validate imports hooks and refuses this one up front; broken after it, the revision must fail alone
     (project / "hooks.py").write_text('raise RuntimeError("hook exploded at import")\n\ndef relabel(x):\n    return x\n')
     with pytest.raises(DeployError, match="hook exploded at import"):
-        local.apply(load(project / "conduit.yaml"))
+        local.apply(manifest)
     assert ask(first.endpoint) == [2, 2]
     assert local.status(NAME).serving.revision == 2
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-import joblib
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+import pytest
 
 from conduit.render import render
 from conduit.serving.process import bento_folder
@@ -19,6 +16,11 @@ POINTS, LABELS = [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]], [0, 1, 0, 1]
 
 
 def test_a_pickle_names_the_modules_of_the_classes_it_holds(tmp_path):
+    pytest.importorskip("sklearn")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(POINTS, LABELS)
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps(pipeline))
@@ -28,18 +30,24 @@ def test_a_pickle_names_the_modules_of_the_classes_it_holds(tmp_path):
 
 
 def test_a_joblib_file_is_read_up_to_its_first_raw_array(tmp_path):
+    pytest.importorskip("sklearn")
+    import joblib  # installed with sklearn
+    from sklearn.linear_model import LogisticRegression
+
     path = tmp_path / "model.joblib.pkl"
     joblib.dump(LogisticRegression().fit(POINTS, LABELS), path)
     assert pickled_modules(path)[0] == "sklearn.linear_model._logistic"
 
 
 def test_an_old_protocol_pickle_is_read_too(tmp_path):
+    StandardScaler = pytest.importorskip("sklearn.preprocessing").StandardScaler
     path = tmp_path / "old.pkl"
     path.write_bytes(pickle.dumps(StandardScaler(), protocol=2))
     assert "sklearn.preprocessing._data" in pickled_modules(path)
 
 
 def test_what_is_not_a_pickle_names_nothing(tmp_path):
+    StandardScaler = pytest.importorskip("sklearn.preprocessing").StandardScaler
     (tmp_path / "model.json").write_text('{"learner": {}}')
     (tmp_path / "truncated.pkl").write_bytes(pickle.dumps(StandardScaler())[:20])
     assert pickled_modules(tmp_path / "model.json") == []

@@ -13,7 +13,7 @@ from conduit.model_types import ModelType
 model_type = ModelType
 hardware = Hardware
 
-__all__ = ["Conduit", "Hardware", "Manifest", "ModelType", "hardware", "model_api_request", "model_type", "__version__"]
+__all__ = ["Conduit", "Hardware", "Manifest", "ModelType", "__version__", "hardware", "model_api_request", "model_type"]
 
 
 def __getattr__(name: str):

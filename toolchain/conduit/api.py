@@ -9,6 +9,13 @@ are the same too. Relative paths are relative to the working directory at constr
 manifest's `base_dir`). Hooks may be passed as functions defined in an importable .py file; they are
 recorded as `file.py:function` relative to `base_dir`. The API key (argument or CONDUIT_API_KEY)
 lives only on this object: it is never part of the Manifest, so never written to YAML.
+
+Hooks defined in the user's own script: `run()` calls the very functions it was given, so it never
+imports the script again. A served Bento has to import the file, and a script that builds a
+Conduit at its top level (no `if __name__ == "__main__":` guard) would run again there; so
+`Conduit(...)`, `run()` and `deploy()` refuse to run inside a hook file's import (the re-entry
+guard in conduit.runtimes.hooks), and `deploy()` first imports such a script in a subprocess, so
+that it fails before any build with the message saying what to do.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from conduit.manifest.dump import to_yaml
 from conduit.manifest.loader import MANIFEST_NAME, build, load_with_warnings
 from conduit.manifest.model import HOOK_KEYS, Batching, Manifest, Stage, stage_list, stage_mapping
 from conduit.manifest.problems import ManifestInvalid, Problem
+from conduit.runtimes.hooks import HookFunctions, import_in_subprocess, refuse_reentry
+from conduit.runtimes.uploads import as_uploads
 
 API_KEY_ENV = "CONDUIT_API_KEY"
 
@@ -44,8 +53,9 @@ class Conduit:
         python_version: str = "3.10",
         batching: Optional[dict | Batching] = None,
     ):
+        refuse_reentry("`Conduit(...)`")  # first: inside a hook file's import, nothing may run
         base_dir = Path.cwd()
-        stages, problems = _python_flow(flow, base_dir)
+        stages, problems, functions = _python_flow(flow, base_dir)
         data = {
             "name": name,
             "flow": stages,
@@ -63,18 +73,25 @@ class Conduit:
         if flow is None:
             del data["flow"]  # so the message is "required key `flow` is missing"
         manifest, warnings = build(data, base_dir, problems=problems)
-        self._adopt(manifest, warnings, api_key, source=None)
+        self._adopt(manifest, warnings, api_key, source=None, functions=functions)
 
     def _adopt(
-        self, manifest: Manifest, warnings: list[Problem], api_key: Optional[str], source: Optional[Path]
+        self,
+        manifest: Manifest,
+        warnings: list[Problem],
+        api_key: Optional[str],
+        source: Optional[Path],
+        functions: Optional[HookFunctions] = None,
     ) -> None:
         self._manifest = manifest
+        self._functions = functions or {}  # the hook functions given, by (stage index, "pre"/"post")
         self.warnings = warnings
         self._api_key = api_key or os.environ.get(API_KEY_ENV)
         self._source = source  # the YAML this came from: deploy() never rewrites it
 
     @classmethod
-    def from_yaml(cls, path: Path | str, api_key: Optional[str] = None) -> "Conduit":
+    def from_yaml(cls, path: Path | str, api_key: Optional[str] = None) -> Conduit:
+        refuse_reentry("`Conduit.from_yaml(...)`")
         manifest, warnings = load_with_warnings(path)
         conduit = cls.__new__(cls)
         conduit._adopt(manifest, warnings, api_key, source=Path(path))
@@ -100,14 +117,16 @@ class Conduit:
 
         Saving into another folder is allowed only when every relative path still resolves from
         there (the manifest is validated again against that folder, which becomes its base_dir);
-        otherwise nothing is written and a UsageError says which paths broke.
+        otherwise nothing is written and a UsageError says which paths broke. A folder that does not
+        exist yet is created (a path without a suffix, such as `deploy/iris`, names a folder).
         """
         target = Path(path) if path is not None else self._manifest.base_dir / MANIFEST_NAME
-        if target.is_dir():
+        if target.is_dir() or (not target.suffix and not target.exists()):
             target = target / MANIFEST_NAME
         folder = target.parent.resolve()
         if folder != self._manifest.base_dir:
             self._manifest = self._rebased(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         target.write_text(self.to_yaml(), encoding="utf-8")
         return target
 
@@ -122,37 +141,56 @@ class Conduit:
                 f"and from {folder}: {broken}"
             ) from None
 
-    def run(self, data: Any, parameters: Optional[dict] = None) -> Any:
-        """The flow in this process, no server: what the endpoint would return as `result`."""
+    def run(self, data: Any = None, parameters: Optional[dict] = None, files: Optional[dict] = None) -> Any:
+        """The flow in this process, no server: what the endpoint would return as `result`.
+
+        `files` are what a multipart request would carry ({field: open file, bytes, path or
+        (filename, file[, content_type])}); with files, `data` may be None. Hook functions given
+        to Conduit(...) are called as they are, never re-imported."""
+        refuse_reentry("`Conduit.run()`")
         from conduit.runtimes.flow import Flow
 
-        return Flow.load(self._manifest).predict(data, parameters)
+        flow = Flow.load(self._manifest, functions=self._functions)
+        return flow.predict(data, parameters, as_uploads(files))
 
     def deploy(self, path: Path | str | None = None) -> str:
         """Save the manifest (unless it came from a YAML file and no path is given), build and
         serve it on the local target; returns the endpoint URL."""
+        refuse_reentry("`Conduit.deploy()`")
+        self._check_script_hooks()
         saved = self.save(path) if path is not None or self._source is None else self._source
         from conduit.targets.local import apply
 
         return apply(self._manifest, api_key=self._api_key, manifest_path=str(saved)).endpoint
 
+    def _check_script_hooks(self) -> None:
+        """Hooks defined in the running script (`__main__`) will be imported by the server: import
+        the script once in a subprocess first, so an unguarded one fails here, not in the server."""
+        for (index, key), function in self._functions.items():
+            if function.__module__ == "__main__":
+                failure = import_in_subprocess(getattr(self._manifest.flow[index], key), self._manifest.base_dir)
+                if failure:
+                    raise UsageError(f"cannot deploy {self._manifest.name}: {failure}")
 
-def _python_flow(flow: Any, base_dir: Path) -> tuple[Any, list[Problem]]:
-    """The flow with stages as mappings and hook functions as `file.py:function`."""
+
+def _python_flow(flow: Any, base_dir: Path) -> tuple[Any, list[Problem], HookFunctions]:
+    """The flow with stages as mappings and hook functions as `file.py:function`, and the
+    functions themselves by (stage index, hook key)."""
     stages = [flow] if isinstance(flow, Stage) else stage_list(flow)
     if not isinstance(stages, (list, tuple)):
-        return flow, []
-    mappings, problems = [], []
+        return flow, [], {}
+    mappings, problems, functions = [], [], {}
     for index, stage in enumerate(stages):
         stage = stage.model_dump(exclude_none=True) if isinstance(stage, Stage) else stage_mapping(stage)
         if isinstance(stage, dict):
             stage = dict(stage)
             for hook in HOOK_KEYS:
                 if callable(stage.get(hook)):
+                    functions[(index, hook)] = stage[hook]
                     stage[hook], problem = _hook_reference(stage[hook], base_dir)
                     problems += [Problem(problem, ("flow", index, hook))] if problem else []
         mappings.append(stage)
-    return mappings, problems
+    return mappings, problems, functions
 
 
 def _hook_reference(function: Any, base_dir: Path) -> tuple[Optional[str], Optional[str]]:

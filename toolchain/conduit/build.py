@@ -7,16 +7,21 @@ again. Builds run in-process through BentoML's Python API (about 0.6 s for iris 
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from conduit.errors import DeployError
+from conduit.manifest import Manifest
 from conduit.paths import conduit_home
 from conduit.render import RenderResult, render
 from conduit.serving.process import bento_folder, bentoml_home
@@ -40,11 +45,9 @@ class BuildResult:
         return self.tag.split(":", 1)[1]
 
 
-def build(manifest: Any, force: bool = False, progress: Progress = print) -> BuildResult:
+def build(manifest: Manifest, force: bool = False, progress: Progress = print) -> BuildResult:
     start = time.perf_counter()
-    workspace = conduit_home() / "tmp"
-    workspace.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="render-", dir=workspace))
+    scratch = Path(tempfile.mkdtemp(prefix="conduit-render-", dir=build_workspace()))
     try:
         progress("⬆️  Copying conduit artifacts...")
         rendered = render(manifest, scratch, on_copy=CopyBar())
@@ -52,6 +55,27 @@ def build(manifest: Any, force: bool = False, progress: Progress = print) -> Bui
         return _build_rendered(rendered, force or manifest.force_rebuild, progress, start)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def build_workspace() -> Path:
+    """Where build contexts are rendered: `$CONDUIT_HOME/tmp`, unless a folder on that path is
+    hidden (the default `~/.conduit` is): BentoML refuses to build from a path with a dot-folder
+    in it, so those go to the system's temporary folder instead (mkdtemp makes them private)."""
+    candidates = [conduit_home() / "tmp", Path(tempfile.gettempdir())]
+    for folder in candidates:
+        if not hidden_part(folder):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return folder
+    raise DeployError(
+        f"cannot build: BentoML refuses paths with a hidden folder in them, and both {candidates[0]} "
+        f"and the temporary folder {candidates[1]} have one ({hidden_part(candidates[1])}); "
+        "set TMPDIR to a folder without a leading dot in its path"
+    )
+
+
+def hidden_part(folder: Path) -> Optional[str]:
+    """The first dot-folder on `folder`'s absolute path, if any."""
+    return next((part for part in folder.resolve().parts if part.startswith(".")), None)
 
 
 def _build_rendered(rendered: RenderResult, force: bool, progress: Progress, start: float) -> BuildResult:
@@ -95,12 +119,13 @@ def _build_bento(rendered: RenderResult, store: Any) -> None:
     # requirements.txt against the working directory rather than the build context.
     os.chdir(rendered.path)
     try:
-        bentoml.bentos.build_bentofile(
-            str(rendered.path / "bentofile.yaml"),
-            build_ctx=str(rendered.path),
-            version=rendered.version,
-            _bento_store=store,
-        )
+        with bentoml_warnings_hidden():
+            bentoml.bentos.build_bentofile(
+                str(rendered.path / "bentofile.yaml"),
+                build_ctx=str(rendered.path),
+                version=rendered.version,
+                _bento_store=store,
+            )
     except Exception as exc:
         raise DeployError(f"bentoml build of {rendered.name} failed: {exc}") from exc
     finally:
@@ -108,12 +133,34 @@ def _build_bento(rendered: RenderResult, store: Any) -> None:
         sys.modules.pop("service", None)
 
 
+# BentoML's loggers: during a build they only explain BentoML's own choices ("docker.cuda_version is
+# not supported by bento v2, fallback to bento v1"), which conduit made on purpose.
+BENTOML_LOGGERS = ("bentoml", "_bentoml_sdk", "_bentoml_impl")
+
+
+@contextlib.contextmanager
+def bentoml_warnings_hidden() -> Iterator[None]:
+    """Only BentoML's errors reach apply's output while it builds; its warnings (logged, or
+    `warnings.warn`) are dropped, so the output holds conduit's lines alone."""
+    loggers = [logging.getLogger(name) for name in BENTOML_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.ERROR))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 class CopyBar:
     """A tqdm bar per large artifact (plain percentages without tqdm), on stderr."""
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stderr
-        self.bar: Optional[Any] = None
+        self.bar: Any = None  # a tqdm bar (or a _PlainBar) while a large artifact copies
         self.name: Optional[str] = None
 
     def __call__(self, done: int, total: int, name: str) -> None:

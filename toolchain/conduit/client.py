@@ -5,18 +5,24 @@
 Data may be a list, a numpy array, a torch tensor, or lists/dicts holding those; arrays and
 tensors become plain lists with `.tolist()`. torch is never imported here: a tensor is recognised
 by its type's module, so calling with a list stays cheap.
+
+`files={"f": open(path, "rb")}` sends multipart: a `data` field (the JSON; left out when data is
+None, a files-only request) plus one part per file. A file may be given as `requests` takes it: an
+open file, bytes, a path (str or Path), or `(filename, file_or_bytes[, content_type])`.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import IO, Any, Optional, Union
 
 import httpx
 
 from conduit.errors import ConduitError
+from conduit.runtimes.uploads import as_uploads
 
-FileValue = Union[bytes, str, Path]
+FileValue = Union[bytes, str, Path, IO[bytes], tuple]
 
 
 class EndpointUnreachable(ConduitError):
@@ -37,19 +43,12 @@ def to_plain(data: Any) -> Any:
     return data
 
 
-def _file_part(name: str, value: FileValue) -> tuple[str, bytes]:
-    if isinstance(value, bytes):
-        return name, value
-    path = Path(value)
-    return path.name, path.read_bytes()
-
-
 def _request_kwargs(data: Any, files: Optional[Mapping[str, FileValue]]) -> dict:
     body = json.dumps(to_plain(data))
     if not files:
         return {"content": body, "headers": {"Content-Type": "application/json"}}
-    parts = {field: _file_part(field, value) for field, value in files.items()}
-    return {"data": {"data": body}, "files": parts}
+    parts = {field: (upload.filename, bytes(upload), upload.content_type) for field, upload in as_uploads(files).items()}
+    return {"data": {"data": body} if data is not None else {}, "files": parts}
 
 
 def model_api_request(

@@ -23,7 +23,7 @@ class Hardware(str, enum.Enum):
     AMPERE_A5000 = "AMPERE_A5000"
     AMPERE_A6000 = "AMPERE_A6000"
     A100 = "A100"
-    AMPERE_A100 = "A100"  # alias: the same member as A100
+    AMPERE_A100 = "A100"  # noqa: PIE796 - alias: the same member as A100
     L4 = "L4"
     L40S = "L40S"
     H100 = "H100"

@@ -92,7 +92,7 @@ def builder_problem(name: str) -> Optional[str]:
         return "not installed"
     probe = [name, "info"] if name != "buildah" else [name, "version"]
     try:
-        done = subprocess.run(probe, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         return f"`{' '.join(probe)}` did not answer in {PROBE_TIMEOUT_S}s"
     if done.returncode != 0:
@@ -103,7 +103,7 @@ def builder_problem(name: str) -> Optional[str]:
 def _run(command: list[str], what: str, timeout_s: int) -> None:
     env = {**os.environ, "BENTOML_HOME": bentoml_home(), "BENTOML_DO_NOT_TRACK": "True"}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
     except subprocess.TimeoutExpired as exc:
         raise ImageError(f"{what} did not finish in {timeout_s}s") from exc
     if done.returncode != 0:

@@ -4,6 +4,10 @@ A deployment is a name with a stable port (its front router, see `targets/router
 of revisions. A revision is one served Bento: its tag, the backend port and supervisor pid it ran
 with, its state, and the sha256 of the API key it accepts. The plain API key is never stored.
 
+A revision also keeps the manifest it was applied from (so `status` after a rollback shows the
+one that built the serving Bento) and the warnings its apply printed (fields the target does not
+honour, see `conduit.targets.honoured`). Databases made before those columns get them on opening.
+
 Revision states: `starting` (launched, not yet ready), `serving` (the one the router points at),
 `archived` (replaced or rolled back from; its process stopped), `failed` (never became ready).
 """
@@ -12,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import json
 import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from conduit.errors import ConduitError
 from conduit.paths import conduit_home
@@ -41,10 +47,17 @@ CREATE TABLE IF NOT EXISTS revisions (
     log_path TEXT,
     note TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL,
+    manifest_path TEXT,
+    warnings TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (name, revision)
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added after the first release: (table, column, declaration), added where missing.
+_ADDED_COLUMNS = (
+    ("revisions", "manifest_path", "TEXT"),
+    ("revisions", "warnings", "TEXT NOT NULL DEFAULT '[]'"),
+)
 
 
 class DeploymentNotFound(ConduitError):
@@ -64,6 +77,13 @@ class Revision:
     log_path: Optional[str]
     note: str
     created_at: str
+    manifest_path: Optional[str] = None
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Revision:
+        fields = dict(row)
+        return cls(**{**fields, "warnings": tuple(json.loads(fields["warnings"]))})
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,7 @@ class Store:
         db = sqlite3.connect(self.path, timeout=30)
         try:
             db.executescript(_SCHEMA)
+            _add_missing_columns(db)
         finally:
             db.close()
 
@@ -167,7 +188,7 @@ class Store:
     def revisions(self, name: str) -> list[Revision]:
         with self._db() as db:
             rows = db.execute("SELECT * FROM revisions WHERE name = ? ORDER BY revision", (name,)).fetchall()
-        return [Revision(**dict(row)) for row in rows]
+        return [Revision.from_row(row) for row in rows]
 
     def revision(self, name: str, number: int) -> Optional[Revision]:
         return next((r for r in self.revisions(name) if r.revision == number), None)
@@ -176,20 +197,30 @@ class Store:
         """The revision the endpoint points at, if any."""
         return next((r for r in reversed(self.revisions(name)) if r.state == "serving"), None)
 
-    def add_revision(self, name: str, tag: str, key_sha256: str, note: str = "") -> Revision:
+    def add_revision(
+        self,
+        name: str,
+        tag: str,
+        key_sha256: str,
+        note: str = "",
+        manifest_path: Optional[str] = None,
+        warnings: Sequence[str] = (),
+    ) -> Revision:
         with self._db() as db:
             (last,) = db.execute("SELECT COALESCE(MAX(revision), 0) FROM revisions WHERE name = ?", (name,)).fetchone()
             db.execute(
-                "INSERT INTO revisions (name, revision, tag, state, key_sha256, note, created_at)"
-                " VALUES (?, ?, ?, 'starting', ?, ?, ?)",
-                (name, last + 1, tag, key_sha256, note, now()),
+                "INSERT INTO revisions (name, revision, tag, state, key_sha256, note, created_at, manifest_path, warnings)"
+                " VALUES (?, ?, ?, 'starting', ?, ?, ?, ?, ?)",
+                (name, last + 1, tag, key_sha256, note, now(), manifest_path, json.dumps(list(warnings))),
             )
         return self.revision(name, last + 1)  # type: ignore[return-value]
 
     def update_revision(self, name: str, number: int, **fields: object) -> Revision:
         if "state" in fields and fields["state"] not in STATES:
             raise ValueError(f"unknown revision state {fields['state']!r}")
-        allowed = {"port", "pid", "state", "log_path", "note"}
+        allowed = {"port", "pid", "state", "log_path", "note", "warnings"}
+        if "warnings" in fields:
+            fields = {**fields, "warnings": json.dumps(list(fields["warnings"]))}  # type: ignore[call-overload]
         self._update("revisions", "name = ? AND revision = ?", (name, number), fields, allowed)
         return self.revision(name, number)  # type: ignore[return-value]
 
@@ -211,3 +242,16 @@ class Store:
         assignments = ", ".join(f"{column} = ?" for column in fields)
         with self._db() as db:
             db.execute(f"UPDATE {table} SET {assignments} WHERE {where}", (*fields.values(), *args))
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a database made by an earlier conduit up to the current columns."""
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column in present:
+            continue
+        try:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        except sqlite3.OperationalError as exc:  # another process opening the store added it first
+            if "duplicate column" not in str(exc):
+                raise

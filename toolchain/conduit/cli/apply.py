@@ -1,5 +1,6 @@
 """`conduit apply [CONDUIT_YAML...] [--target local|kubernetes] [--changed-since REF]`.
 
+Each field the target does not honour is a warning on stderr (see `conduit.targets.honoured`).
 Local (the default): validate, build, serve as the next revision of its name on 127.0.0.1, print
 the endpoint; nothing changed means nothing restarts (see `conduit.targets.local`). Kubernetes:
 server-side apply of the rendered InferenceService (see `conduit.targets.kubernetes`).
@@ -9,7 +10,7 @@ removes deployments whose manifest was deleted.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
@@ -48,32 +49,35 @@ def command(
     return 0
 
 
-def validated(path: Path):
-    from conduit.cli.common import load_manifest  # pydantic: imported after the standby started
+def validated(path: Path, target: str):
+    """(manifest, warnings): its warnings, among them the fields `target` does not honour, are
+    printed on stderr, one a line, and kept with the revision for `conduit status`."""
+    from conduit.cli.common import load_warned  # pydantic: imported after the standby started
 
-    manifest = load_manifest(path)
+    manifest, warnings = load_warned(path, target)
     click.echo(f"✅ Validated {path}")
-    return manifest
+    return manifest, warnings
 
 
 class Deployer:
     def __init__(self, target: str, namespace: Optional[str], kube_context: Optional[str], flavor: str, image: Optional[str]):
         self.target = target
-        self.kubernetes_options = {"namespace": namespace, "context": kube_context, "flavor": flavor, "image": image}
+        self.kubernetes_options: dict[str, Any] = {"namespace": namespace, "context": kube_context, "flavor": flavor, "image": image}
 
     def apply(self, path: Path) -> None:
         if self.target == "kubernetes":
             from conduit.targets import kubernetes
 
-            manifest = validated(path)
+            manifest, _warnings = validated(path, self.target)
             click.echo(f"🌍 Endpoint: {kubernetes.apply(manifest, **self.kubernetes_options)}")
             return
         from conduit.targets import local
 
         # Started before validating: the next revision's supervisor imports BentoML meanwhile.
         with local.next_revision_standby() as standby:
-            manifest = validated(path)
-            local.apply(manifest, progress=click.echo, manifest_path=str(Path(path).resolve()), standby=standby)
+            manifest, warnings = validated(path, self.target)
+            where = str(Path(path).resolve())
+            local.apply(manifest, progress=click.echo, manifest_path=where, standby=standby, warnings=warnings)
 
     def follow(self, entry) -> None:
         """Carry out one line of a plan: create/update apply, delete removes, unchanged skips."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import click
 
@@ -15,12 +15,26 @@ from conduit.errors import UsageError
 from conduit.manifest import load_with_warnings
 
 
-def load_manifest(path: Path):
+def load_manifest(path: Path, target: Optional[str] = None):
     """The manifest, its warnings (deprecated hardware...) shown on stderr so stdout stays clean."""
-    manifest, problems = load_with_warnings(path)
+    return load_warned(path, target)[0]
+
+
+def load_warned(path: Path, target: Optional[str] = None) -> tuple[Any, list[str]]:
+    """The manifest and its warnings as printed on stderr; with a `target`, also what that target
+    does not honour (see `conduit.targets.honoured`)."""
+    manifest, problems = load_with_warnings(path, target_checks(target))
     for problem in problems:
         click.echo(str(problem), err=True)
-    return manifest
+    return manifest, [str(problem) for problem in problems]
+
+
+def target_checks(target: Optional[str]) -> tuple:
+    if target is None:
+        return ()
+    from conduit.targets.honoured import check_for
+
+    return (check_for(target),)
 
 
 def read_data(data_arg: str) -> str:

@@ -1,31 +1,37 @@
-"""`conduit ls`: every local deployment, its state, serving revision and endpoint."""
+"""`conduit ls [--json]`: every local deployment, its state, serving revision and endpoint.
+
+A deployment whose only revision failed is kept (its logs and `status` say why) and listed as
+`failed` with no endpoint, as BentoML and Cerebrium list a failed deployment. `--json` prints a
+list of the summaries `conduit status --json` starts with.
+"""
 from __future__ import annotations
+
+import json
 
 import click
 
-from conduit.cli.status import table
+from conduit.cli.status import summary, table
 
 
 @click.command("ls")
-def command() -> int:
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def command(as_json: bool) -> int:
     """List local deployments."""
     from conduit.targets import local
 
-    statuses = local.statuses()
-    if not statuses:
+    summaries = [summary(status) for status in local.statuses()]
+    if as_json:
+        click.echo(json.dumps(summaries, indent=2))
+    elif not summaries:
         click.echo("No deployments yet: conduit apply conduit.yaml")
-        return 0
-    rows = [("NAME", "STATE", "REVISION", "ENDPOINT", "BENTO")]
-    for status in statuses:
-        serving = status.serving
-        rows.append(
-            (
-                status.record.name,
-                status.state,
-                str(serving.revision) if serving else "-",
-                status.record.endpoint or "-",
-                serving.tag if serving else "-",
-            )
-        )
-    click.echo(table(rows))
+    else:
+        click.echo(table([HEADER] + [row(item) for item in summaries]))
     return 0
+
+
+HEADER = ("NAME", "STATE", "REVISION", "ENDPOINT", "BENTO", "WARNINGS")
+
+
+def row(item: dict) -> tuple[str, ...]:
+    shown = [item["name"], item["state"], item["revision"], item["endpoint"], item["bento"], len(item["warnings"]) or None]
+    return tuple("-" if value is None else str(value) for value in shown)

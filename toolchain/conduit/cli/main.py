@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConduitError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
-    except Exception as exc:  # a bug in conduit: say so plainly
+    except Exception as exc:  # noqa: BLE001 - a bug in conduit: say so plainly
         if debug:
             traceback.print_exc()
         else:

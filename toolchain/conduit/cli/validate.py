@@ -2,19 +2,22 @@
 
 PATHs are manifest files or folders; a folder is searched (recursively, skipping hidden folders)
 for `conduit.yaml` and `*.conduit.yaml`. Exit 0 when all are valid, 1 when any is invalid, 2 when a
-path does not exist or a folder holds no manifest. Under GITHUB_ACTIONS=true each problem is also
-printed as a workflow command (`::error file=...,line=...,col=...::message`) so the pull request
-shows it on the offending line.
+path does not exist or a folder holds no manifest. Problems go to stdout, warnings to stderr (a
+warning is not an error: the exit code stays 0), among them each field `--target` (default: local)
+does not honour (see `conduit.targets.honoured`). Under GITHUB_ACTIONS=true each problem and warning
+is also printed on stdout as a workflow command (`::error file=...,line=...,col=...::message`) so
+the pull request shows it on the offending line.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import click
 
+from conduit.cli.common import target_checks
 from conduit.errors import UsageError
 from conduit.manifest import MANIFEST_NAME, ManifestInvalid, Problem, load_with_warnings
 
@@ -23,10 +26,14 @@ SKIPPED_FOLDERS = {"node_modules", "__pycache__", "site-packages"}
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-def command(paths: tuple[Path, ...]) -> int:
+@click.option(
+    "--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
+    help="Also warn about fields this target does not honour.",
+)
+def command(paths: tuple[Path, ...], target: str) -> int:
     """Check conduit.yaml files (default: the current folder) and report every problem."""
     files = [file for path in (paths or (Path("."),)) for file in manifests(path)]
-    failed = sum(not _report(file) for file in files)
+    failed = sum(not _report(file, target) for file in files)
     if len(files) > 1:
         click.echo(f"{len(files) - failed} valid, {failed} invalid")
     return 1 if failed else 0
@@ -52,9 +59,9 @@ def _walk(folder: Path) -> Iterator[Path]:
                 yield Path(root) / name
 
 
-def _report(file: Path) -> bool:
+def _report(file: Path, target: str) -> bool:
     try:
-        manifest, warnings = load_with_warnings(file)
+        manifest, warnings = load_with_warnings(file, target_checks(target))
     except ManifestInvalid as invalid:
         _print(invalid.warnings + invalid.problems)
         click.echo(f"{file}: invalid ({len(invalid.problems)} problem{'s' if len(invalid.problems) != 1 else ''})")
@@ -66,7 +73,7 @@ def _report(file: Path) -> bool:
 
 def _print(problems: list[Problem]) -> None:
     for problem in sorted(problems, key=lambda problem: (problem.line or 0, problem.column or 0)):
-        click.echo(str(problem))
+        click.echo(str(problem), err=problem.severity == "warning")
         if os.environ.get("GITHUB_ACTIONS") == "true":
             click.echo(annotation(problem))
 

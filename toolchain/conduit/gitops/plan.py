@@ -13,15 +13,16 @@ Without `changed_since` there is no baseline and every manifest is new.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Optional, Union
 
 import git
 
 from conduit.errors import UsageError
 from conduit.gitops.deps import Dependencies, is_manifest, read_dependencies
-from conduit.gitops.trees import CommitSide, EmptySide, Side, WorkingTreeSide, folder_id
+from conduit.gitops.trees import CommitSide, EmptySide, Side, WorkingTreeSide, checkout_root, folder_id
 
 ACTIONS = ("create", "update", "delete", "unchanged")
 NO_COMMIT = "0" * 40  # what CI reports as the "before" of a branch's first push
@@ -56,7 +57,7 @@ def plan(
 ) -> list[PlanEntry]:
     paths = list(paths) or [Path.cwd()]
     repository = open_repo(repo, paths[0])
-    root = Path(repository.working_tree_dir).resolve()
+    root = checkout_root(repository).resolve()
     scopes = [scope_of(root, path) for path in paths]
     before = fingerprints(baseline(repository, changed_since), scopes, strict=False)
     after = fingerprints(WorkingTreeSide(repository), scopes, strict=True)
@@ -144,6 +145,7 @@ def fingerprint(side: Side, path: str, deps: Dependencies) -> Fingerprint:
 
 def decide(name: str, old: Optional[Fingerprint], new: Optional[Fingerprint], root: Path) -> PlanEntry:
     if new is None:
+        assert old is not None  # the name comes from one side or the other
         return _entry("delete", name, old, "manifest removed", root)
     if old is None:
         return _entry("create", name, new, "new manifest", root)

@@ -9,10 +9,13 @@ made by a training script in CI) can never be seen to change.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional, Protocol
+from typing import Optional, Protocol
 
 import git
+
+from conduit.errors import UsageError
 
 
 class Side(Protocol):
@@ -39,7 +42,7 @@ class EmptySide:
 class CommitSide:
     def __init__(self, commit: git.Commit) -> None:
         self.commit = commit
-        self._blobs = {item.path: item for item in commit.tree.traverse() if item.type == "blob"}
+        self._blobs = {str(item.path): item for item in commit.tree.traverse() if isinstance(item, git.Blob)}
 
     def files(self) -> set[str]:
         return set(self._blobs)
@@ -51,12 +54,19 @@ class CommitSide:
         return {path: self._blobs[path].hexsha for path in paths if path in self._blobs}
 
 
+def checkout_root(repo: git.Repo) -> Path:
+    """The root of the repository's checkout: plans compare files, so a bare repository has none."""
+    if repo.working_tree_dir is None:
+        raise UsageError(f"{repo.git_dir} is a bare repository: run conduit plan in a checkout of it")
+    return Path(repo.working_tree_dir)
+
+
 class WorkingTreeSide:
     """Tracked files still on disk, plus new files git does not ignore."""
 
     def __init__(self, repo: git.Repo) -> None:
         self.repo = repo
-        self.root = Path(repo.working_tree_dir)
+        self.root = checkout_root(repo)
         listed = repo.git.ls_files("-z", "--cached", "--others", "--exclude-standard").split("\0")
         self._files = {path for path in listed if path and (self.root / path).is_file()}
 

@@ -6,8 +6,8 @@ from conduit.manifest.problems import ManifestInvalid, Problem
 
 __all__ = [
     "API_VERSION",
-    "Batching",
     "MANIFEST_NAME",
+    "Batching",
     "Manifest",
     "ManifestInvalid",
     "Problem",

@@ -8,8 +8,9 @@ used by `Conduit(...)`. Every problem from every phase is collected and raised a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from conduit.errors import UsageError
 from conduit.manifest.model import Manifest, is_single_stage, is_stage_tuple
@@ -20,6 +21,7 @@ from conduit.manifest.shape import check_shape, plain
 
 MANIFEST_NAME = "conduit.yaml"
 Warnings = list[Problem]
+Check = Callable[[Manifest], list[Problem]]
 
 
 def load(path: Path | str) -> Manifest:
@@ -27,7 +29,9 @@ def load(path: Path | str) -> Manifest:
     return load_with_warnings(path)[0]
 
 
-def load_with_warnings(path: Path | str) -> tuple[Manifest, Warnings]:
+def load_with_warnings(path: Path | str, checks: Sequence[Check] = ()) -> tuple[Manifest, Warnings]:
+    """`checks`: more warnings about the finished manifest (what a target does not honour), placed
+    on their lines like the loader's own."""
     file = manifest_file(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -36,7 +40,7 @@ def load_with_warnings(path: Path | str) -> tuple[Manifest, Warnings]:
     document, problems = parse(text, str(file))
     if document is None:
         raise ManifestInvalid(problems)
-    return build(document.data, file.parent, document, problems)
+    return build(document.data, file.parent, document, problems, checks)
 
 
 def manifest_file(path: Path | str) -> Path:
@@ -50,19 +54,25 @@ def manifest_file(path: Path | str) -> Path:
 
 
 def build(
-    data: dict, base_dir: Path | str, document: Optional[Document] = None, problems: Sequence[Problem] = ()
+    data: dict,
+    base_dir: Path | str,
+    document: Optional[Document] = None,
+    problems: Sequence[Problem] = (),
+    checks: Sequence[Check] = (),
 ) -> tuple[Manifest, Warnings]:
     """Phases schema -> semantics -> defaults on already-parsed data (from YAML or from Python)."""
     base_dir = Path(base_dir).resolve()
     data = plain(data)
     manifest, shape_problems = check_shape(data)
-    meaning_problems, warnings = check_meaning(data, base_dir)
+    # A manifest from a file has hooks nothing imported yet; Conduit(...) holds its functions already.
+    meaning_problems, warnings = check_meaning(data, base_dir, import_hooks=document is not None)
     later = [problem for problem in [*shape_problems, *meaning_problems] if not _unreadable(problem, document)]
     problems = _placed([*problems, *later], document)
-    warnings = _placed(warnings, document)
-    if problems:
-        raise ManifestInvalid(problems, warnings)
-    return with_defaults(manifest, base_dir), warnings
+    if problems or manifest is None:
+        raise ManifestInvalid(problems, _placed(warnings, document))
+    manifest = with_defaults(manifest, base_dir)
+    warnings += [warning for check in checks for warning in check(manifest)]
+    return manifest, _placed(warnings, document)
 
 
 def with_defaults(manifest: Manifest, base_dir: Path) -> Manifest:
@@ -100,13 +110,14 @@ def written_path(data: Any, path: KeyPath) -> KeyPath:
     if path[:1] != ("flow",) or len(path) < 2 or not isinstance(data, dict):
         return path
     flow = data.get("flow")
+    written: KeyPath
     if is_single_stage(flow):
         written, stage = ("flow",), flow
     else:
         written, stage = path[:2], _item(flow, path[1])
     rest = path[2:]
     if is_stage_tuple(stage) and rest:
-        place = {"model_type": (0,), "path": (1,)}.get(rest[0], (2, rest[0]))
+        place: KeyPath = {"model_type": (0,), "path": (1,)}.get(str(rest[0]), (2, rest[0]))
         return written + place + rest[1:]
     return written + rest
 

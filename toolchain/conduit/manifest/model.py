@@ -11,8 +11,9 @@ checked by `conduit.manifest.semantics`, which `load()` and `Conduit(...)` both 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -20,7 +21,7 @@ from conduit.hardware import MEMORY_MIN_GB, Hardware
 from conduit.manifest.names import NAME_MAX, NAME_PATTERN
 from conduit.model_types import MODEL_TYPES, ModelType
 
-API_VERSION = "conduit/v1"
+API_VERSION: Literal["conduit/v1"] = "conduit/v1"
 PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 HOOK_PATTERN = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"
 HOOK_KEYS = ("pre", "post")
@@ -208,7 +209,7 @@ class Manifest(BaseModel):
     def base_dir(self) -> Path:
         return self._base_dir
 
-    def with_base_dir(self, base_dir: Path | str) -> "Manifest":
+    def with_base_dir(self, base_dir: Path | str) -> Manifest:
         self._base_dir = Path(base_dir).resolve()
         return self
 

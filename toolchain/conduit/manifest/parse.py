@@ -85,6 +85,7 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):
             return [self.build(item, path + (index,)) for index, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)  # YAML has no fourth kind of node
         return self._scalar(node, path)
 
     def _mapping(self, node: MappingNode, path: KeyPath) -> dict:
@@ -120,7 +121,7 @@ class _Builder:
             return node.value
         try:
             return self._constructor.construct_object(node, deep=True)
-        except Exception:  # ruamel raises several types for tags it does not know
+        except Exception:  # noqa: BLE001 - ruamel raises several types for tags it does not know
             self._problem(node, path, f"unknown YAML tag `{node.tag}`", hint="remove the tag")
             self.unreadable.add(path)
             return None
@@ -162,7 +163,7 @@ def _syntax_problems(error: MarkedYAMLError, text: str, file: Optional[str]) -> 
 def _tab_problems(text: str, file: Optional[str]) -> list[Problem]:
     """One problem per line indented with a tab: YAML indents with spaces only."""
     message = "this line is indented with a tab; YAML indents with spaces only"
-    indents = [re.match(r"[ \t]*", line).group() for line in text.splitlines()]
+    indents = [line[: len(line) - len(line.lstrip(" \t"))] for line in text.splitlines()]
     return [
         Problem(message, file=file, line=number, column=indent.index("\t") + 1, hint=TAB_HINT)
         for number, indent in enumerate(indents, start=1)

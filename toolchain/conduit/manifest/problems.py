@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import difflib
 import enum
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Union
 
 from conduit.errors import ConduitError
 
-KeyPath = Tuple[Union[str, int], ...]
+KeyPath = tuple[Union[str, int], ...]
 
 
 def format_path(path: KeyPath) -> str:

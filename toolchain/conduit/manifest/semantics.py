@@ -2,8 +2,13 @@
 hooks name a real function, replicas and memory make sense together, deprecated hardware.
 
 Runs on the raw data even when the schema phase found problems, so one run reports everything;
-each check skips values the schema phase already rejected. Hook files are read with `ast`,
-never imported: validating must not run user code.
+each check skips values the schema phase already rejected.
+
+What the build would trip over is caught here, before any build: artifacts are read by
+`conduit.artifacts` (a pickle's opcodes, never unpickled), a Hugging Face task is looked up in the
+installed transformers' task list (`conduit.manifest.tasks`, read offline), and hook files are
+parsed with `ast`, then, for a manifest from a file, imported in a child process
+(`conduit.manifest.hook_imports`): validating never runs user code in its own process.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
+from conduit.artifacts import TYPE_FRAMEWORKS, inspect_artifact, model_type_of
 from conduit.hardware import HARDWARE, Hardware
+from conduit.manifest.hook_imports import hook_import_problems
 from conduit.manifest.model import (
     HOOK_KEYS,
     HOOK_PATTERN,
@@ -26,21 +33,29 @@ from conduit.manifest.model import (
     stage_mapping,
 )
 from conduit.manifest.problems import KeyPath, Problem, did_you_mean
+from conduit.manifest.tasks import transformers_tasks
 from conduit.model_types import MODEL_TYPES, ModelType
 
 HUGGINGFACE_ONLY = ("task", "model", "options")
+RESAVE = {
+    "pickle": "save the model again (pickle.dump, joblib.dump or cloudpickle.dump) and copy the whole file",
+    "torch-save": "save it with torch.jit.script(model).save(path), or cloudpickle the module to a .pkl",
+}
 
 
-def check_meaning(data: dict, base_dir: Path) -> tuple[list[Problem], list[Problem]]:
-    """(problems, warnings) about what the manifest means."""
-    problems: list[Problem] = []
-    warnings: list[Problem] = []
+def check_meaning(data: dict, base_dir: Path, import_hooks: bool = False) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) about what the manifest means. `import_hooks`: also import each hook
+    file in a child process (a manifest from a file; `Conduit(...)` has imported its hooks already)."""
+    found: list[Problem] = []
     for index, stage in _stages(data):
-        problems += _stage_problems(("flow", index), stage, base_dir)
-        warnings += _model_folder_warnings(("flow", index), stage, base_dir)
-    problems += _replica_problems(data) + _memory_problems(data)
-    problems += _file_problems(("requirements_file",), data.get("requirements_file"), base_dir)
-    return problems, warnings + _hardware_warnings(data)
+        found += _stage_problems(("flow", index), stage, base_dir)
+        found += _model_folder_warnings(("flow", index), stage, base_dir)
+    found += _replica_problems(data) + _memory_problems(data) + _hardware_warnings(data)
+    found += _file_problems(("requirements_file",), data.get("requirements_file"), base_dir)
+    if import_hooks:
+        hooks, model_types = _importable_hooks(data, base_dir), _model_types(data)
+        found += hook_import_problems(hooks, base_dir, data.get("requirements_file"), model_types)
+    return [p for p in found if p.severity != "warning"], [p for p in found if p.severity == "warning"]
 
 
 def _member(kind: type[enum.Enum], value: Any) -> Optional[Any]:
@@ -87,6 +102,7 @@ def _huggingface_problems(at: KeyPath, stage: dict) -> list[Problem]:
         for key, example in (("task", "text-classification"), ("model", "hf_model"))
         if stage.get(key) is None
     ]
+    problems += _task_problems(at + ("task",), stage.get("task"), stage.get("options"))
     if stage.get("path") is not None:
         problems.append(
             Problem(
@@ -98,6 +114,27 @@ def _huggingface_problems(at: KeyPath, stage: dict) -> list[Problem]:
             )
         )
     return problems
+
+
+def _task_problems(at: KeyPath, task: Any, options: Any) -> list[Problem]:
+    """A task the installed transformers does not know (or removed); a warning when it cannot tell."""
+    if not isinstance(task, str):
+        return []
+    tasks = transformers_tasks()
+    if tasks is None:
+        hint = "install conduit-deploy[huggingface] here to check it before the build"
+        return [Problem(f"task '{task}' could not be checked: transformers is not installed here", at, task, hint,
+                        severity="warning")]  # fmt: skip
+    if tasks.knows(task):
+        return []
+    removal = tasks.removal(task)
+    if removal is not None:
+        return [Problem(f"task '{task}' was removed from transformers {tasks.version}", at, task, removal)]
+    hint = did_you_mean(task, tasks.names) or f"tasks: {', '.join(tasks.names)}"
+    if isinstance(options, dict) and options.get("trust_remote_code") is True:
+        message = f"'{task}' is not a task transformers {tasks.version} knows; the model's own code must define it"
+        return [Problem(message, at, task, hint, severity="warning")]
+    return [Problem(f"'{task}' is not a Hugging Face pipeline task in transformers {tasks.version}", at, task, hint)]
 
 
 def _artifact_problems(at: KeyPath, model_type: ModelType, stage: dict, base_dir: Path) -> list[Problem]:
@@ -142,7 +179,24 @@ def _artifact_path_problems(at: KeyPath, model_type: ModelType, path: str, base_
         return [
             Problem(f"'{path}' is a {kind}; model_type {model_type.value} expects {_expected(model_type)}", at, path)
         ]
-    return []
+    return _content_problems(at, model_type, path, target)
+
+
+def _content_problems(at: KeyPath, model_type: ModelType, path: str, target: Path) -> list[Problem]:
+    """What is inside the file: a pickle that would not load, a `.pt` that torch.jit cannot read
+    (errors), another framework's model (a warning: the opcodes tell modules, not intent)."""
+    artifact = None if target.is_dir() else inspect_artifact(target, import_classes=False)
+    if artifact is None:
+        return []
+    if artifact.problem:
+        return [Problem(f"'{path}' {artifact.problem}", at, path, RESAVE.get(artifact.format, RESAVE["pickle"]))]
+    expected = TYPE_FRAMEWORKS[model_type]
+    if artifact.framework is None or artifact.framework == expected:
+        return []
+    fits = model_type_of(artifact)
+    message = f"'{path}' holds a {artifact.framework} model, but model_type {model_type.value} serves {expected} models"
+    hint = f"model_type: {fits.value}" if fits else None
+    return [Problem(message, at, path, hint, severity="warning")]
 
 
 def _file_problems(at: KeyPath, path: Any, base_dir: Path, what: str = "file") -> list[Problem]:
@@ -173,6 +227,23 @@ def _hook_problems(at: KeyPath, hook: Any, base_dir: Path) -> list[Problem]:
         f"functions there: {', '.join(functions)}" if functions else "it defines no top-level functions"
     )
     return [Problem(f"hook file '{file_name}' has no top-level function `{function}`", at, hook, hint)]
+
+
+def _model_types(data: dict) -> list[ModelType]:
+    found = [_member(ModelType, stage.get("model_type")) for _, stage in _stages(data)]
+    return [kind for kind in found if kind is not None]
+
+
+def _importable_hooks(data: dict, base_dir: Path) -> list[tuple[KeyPath, str]]:
+    """The hooks that pass the checks above, to import."""
+    return [
+        (("flow", index, key), stage[key])
+        for index, stage in _stages(data)
+        for key in HOOK_KEYS
+        if isinstance(stage.get(key), str)
+        and re.match(HOOK_PATTERN, stage[key])
+        and not _hook_problems(("flow", index, key), stage[key], base_dir)
+    ]
 
 
 def _model_folder_warnings(at: KeyPath, stage: dict, base_dir: Path) -> list[Problem]:
@@ -210,7 +281,8 @@ def _resolved_hardware(data: dict) -> Optional[Hardware]:
     if data.get("hardware") is not None:
         return _member(Hardware, data["hardware"])
     model_types = [_member(ModelType, stage.get("model_type")) for _, stage in _stages(data)]
-    return default_hardware(model_types) if model_types and None not in model_types else None
+    known = [model_type for model_type in model_types if model_type is not None]
+    return default_hardware(known) if known and len(known) == len(model_types) else None
 
 
 def _memory_problems(data: dict) -> list[Problem]:
@@ -233,7 +305,7 @@ def _memory_problems(data: dict) -> list[Problem]:
 def _hardware_warnings(data: dict) -> list[Problem]:
     hardware = _member(Hardware, data.get("hardware"))
     replacement = HARDWARE[hardware].deprecated_use if hardware is not None else None
-    if replacement is None:
+    if hardware is None or replacement is None:
         return []
     spec = HARDWARE[replacement]
     return [

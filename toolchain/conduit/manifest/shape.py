@@ -12,6 +12,7 @@ from pathlib import PurePath
 from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from conduit.hardware import Hardware
 from conduit.manifest.model import PYTHON_VERSIONS, Batching, Manifest, Stage
@@ -49,7 +50,7 @@ def plain(value: Any, path: KeyPath = ()) -> Any:
     raise ManifestInvalid([Problem(message, path, hint="use text, numbers, true/false, lists and mappings")])
 
 
-def _problem(detail: dict) -> Problem:
+def _problem(detail: ErrorDetails) -> Problem:
     path: KeyPath = tuple(detail["loc"])
     value = detail.get("input")
     field = next((part for part in reversed(path) if isinstance(part, str)), "flow")

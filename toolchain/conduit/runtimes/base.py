@@ -47,7 +47,7 @@ class Runtime:
         self.device = device
 
     @classmethod
-    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> "Runtime":
+    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> Runtime:
         raise NotImplementedError
 
     def predict(self, batch: Any, parameters: dict[str, Any]) -> Any:
@@ -64,8 +64,9 @@ def runtime_class(model_type: str) -> type[Runtime]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def require_file(path: Path) -> Path:
+def require_file(path: Optional[Path]) -> Path:
     """The artifact as a readable file, or a ModelLoadError that says what is wrong with it."""
+    path = require_path(path)
     if not path.exists():
         raise ModelLoadError(f"artifact not found: {path}")
     if path.is_dir():
@@ -74,12 +75,20 @@ def require_file(path: Path) -> Path:
     return path
 
 
-def require_folder(path: Path) -> Path:
+def require_folder(path: Optional[Path]) -> Path:
+    path = require_path(path)
     if not path.exists():
         raise ModelLoadError(f"artifact not found: {path}")
     if not path.is_dir():
         raise ModelLoadError(f"artifact {path} is a file; this model type expects a folder")
     _require_readable(path)
+    return path
+
+
+def require_path(path: Optional[Path]) -> Path:
+    """Every model type but huggingface_pipeline names an artifact (validation saw to it)."""
+    if path is None:
+        raise ModelLoadError("this model type loads an artifact: give the stage a `path`")
     return path
 
 

@@ -11,7 +11,8 @@ the methods they have.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -33,6 +34,18 @@ def count_points(data: Any) -> Optional[int]:
     if isinstance(data, (list, tuple)):
         return 1 if data and all(is_number(item) for item in data) else len(data)
     return 1
+
+
+def count_rows(value: Any) -> Optional[int]:
+    """How many data points a `pre` hook's output holds: a list, array or tensor counts as
+    `count_points` does, a dict or tuple of batch arrays (a tokenizer's) by their first axis;
+    None when the value does not say (a dict of options, an object)."""
+    columns = list(value.values()) if isinstance(value, dict) else value if isinstance(value, tuple) else None
+    if columns and all(_batched(column) for column in columns):
+        return int(columns[0].shape[0])  # as to_rows splits them
+    if isinstance(value, (list, tuple, np.ndarray)) or _is_tensor(value):
+        return count_points(value)
+    return None
 
 
 def to_array(data: Any, dtype: Any = np.float32) -> np.ndarray:

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from conduit.errors import ConduitError, InputError, ModelLoadError, Overloaded
 from conduit.hardware import spec
 from conduit.runtimes import convert
 from conduit.runtimes.base import CPU, CUDA, Runtime, runtime_class
-from conduit.runtimes.hooks import Hook, load_hook
+from conduit.runtimes.hooks import Hook, HookFunctions, load_hook
+
+if TYPE_CHECKING:  # the manifest model (pydantic) is not needed to run a flow
+    from conduit.manifest.model import Manifest, Stage
 
 # Exceptions a framework raises for input it cannot use (sklearn ValueError, torch RuntimeError...).
 MODEL_INPUT_ERRORS = (ValueError, TypeError, RuntimeError, IndexError, KeyError)
@@ -47,20 +50,21 @@ class FlowStage:
         self.pre = pre
         self.post = post
 
-    def run(self, value: Any, parameters: dict[str, Any], files: dict[str, bytes]) -> Any:
-        context = {"parameters": parameters, "files": files}
+    def prepare(self, value: Any, context: dict[str, Any]) -> Any:
+        """The `pre` hook's output (the value itself without one)."""
         with _labelled(self.label):
-            if self.pre is not None:
-                value = self.pre(value, **context)
+            return value if self.pre is None else self.pre(value, **context)
+
+    def finish(self, value: Any, context: dict[str, Any]) -> Any:
+        """The model, then the `post` hook, on what `prepare` returned."""
+        with _labelled(self.label):
             try:
-                value = self.runtime.predict(value, parameters)
+                value = self.runtime.predict(value, context["parameters"])
             except MODEL_INPUT_ERRORS as exc:
                 if type(exc).__name__ == "OutOfMemoryError":  # torch's CUDA OOM: the device is full, not the input bad
                     raise Overloaded(f"the GPU ran out of memory on input {convert.describe(value)}") from exc
                 raise InputError(f"the model rejected input {convert.describe(value)}: {exc}") from exc
-            if self.post is not None:
-                value = self.post(value, **context)
-        return value
+            return value if self.post is None else self.post(value, **context)
 
 
 class Flow:
@@ -68,8 +72,11 @@ class Flow:
         self.stages = stages
 
     @classmethod
-    def load(cls, manifest: Any) -> "Flow":
-        """Load every stage once: artifacts, hooks, and the device each one runs on."""
+    def load(cls, manifest: Manifest, functions: Optional[HookFunctions] = None) -> Flow:
+        """Load every stage once: artifacts, hooks, and the device each one runs on.
+
+        `functions` maps (stage index, "pre"/"post") to a function to call instead of importing the
+        manifest's `file.py:function` (`Conduit.run()` passes the live ones it was given)."""
         wants_gpu = spec(manifest.resolved_hardware).is_gpu
         stages, on_cpu = [], []
         for index, stage in enumerate(manifest.flow):
@@ -79,7 +86,7 @@ class Flow:
                 device = _device(runtime_cls, wants_gpu)
                 if wants_gpu and runtime_cls.uses_device and device == CPU:
                     on_cpu.append(label)
-                stages.append(_load_stage(index, stage, runtime_cls, manifest, device))
+                stages.append(_load_stage(index, stage, runtime_cls, manifest, device, functions or {}))
         if on_cpu:
             warnings.warn(
                 f"hardware {manifest.resolved_hardware} is a GPU but CUDA is not available here: "
@@ -90,13 +97,15 @@ class Flow:
         return cls(stages)
 
     def predict(self, data: Any, parameters: Optional[dict] = None, files: Optional[dict] = None) -> list:
-        """The JSON-ready result list: one item per data point of `data`."""
-        expected = convert.count_points(data)
-        if expected == 0:
-            raise InputError("no data points: send a JSON array of data points, e.g. [[5.1, 3.5, 1.4, 0.2]]")
-        value = data
-        for stage in self.stages:
-            value = stage.run(value, parameters or {}, files or {})
+        """The JSON-ready result list: one item per data point. The data points are the rows the
+        first stage's `pre` hook returns (files may become rows there), else the request's data."""
+        context = {"parameters": parameters or {}, "files": files or {}}
+        first, *rest = self.stages
+        value = first.prepare(data, context)
+        expected = self._expected_points(data, value)
+        value = first.finish(value, context)
+        for stage in rest:
+            value = stage.finish(stage.prepare(value, context), context)
         result = convert.to_rows(value)
         if expected is not None and len(result) != expected:
             raise FlowError(
@@ -105,20 +114,43 @@ class Flow:
             )
         return result
 
+    def _expected_points(self, data: Any, prepared: Any) -> Optional[int]:
+        pre = self.stages[0].pre
+        expected = convert.count_rows(prepared) if pre is not None else None
+        if expected is None:
+            expected = convert.count_points(data)
+        if expected == 0 and pre is not None:
+            raise InputError(f"{self.stages[0].label}: the pre hook {pre.spec} returned no data points")
+        if expected == 0 or (expected is None and pre is None):
+            raise InputError(
+                "no data points: send a JSON array of data points, e.g. [[5.1, 3.5, 1.4, 0.2]] "
+                "(a request with files only needs a pre hook that turns them into data points)"
+            )
+        return expected
+
 
 def stage_label(index: int, model_type: Any) -> str:
     """How errors and warnings name a stage: `flow[1] (xgboost_classifier)`."""
     return f"flow[{index}] ({model_type})"
 
 
-def _load_stage(index: int, stage: Any, runtime_cls: type, manifest: Any, device: str) -> FlowStage:
-    pre = load_hook(stage.pre, manifest.base_dir) if stage.pre else None
-    post = load_hook(stage.post, manifest.base_dir) if stage.post else None
+def _load_stage(
+    index: int, stage: Stage, runtime_cls: type[Runtime], manifest: Manifest, device: str, functions: HookFunctions
+) -> FlowStage:
+    pre, post = (_hook(stage, index, key, manifest, functions) for key in ("pre", "post"))
     runtime = runtime_cls.load(stage, artifact_path(stage, manifest), device)
     return FlowStage(index, str(stage.model_type), runtime, pre, post)
 
 
-def artifact_path(stage: Any, manifest: Any) -> Optional[Path]:
+def _hook(stage: Stage, index: int, key: str, manifest: Manifest, functions: HookFunctions) -> Optional[Hook]:
+    spec = getattr(stage, key)
+    if not spec:
+        return None
+    function = functions.get((index, key))
+    return Hook(spec, function) if function is not None else load_hook(spec, manifest.base_dir)
+
+
+def artifact_path(stage: Stage, manifest: Manifest) -> Optional[Path]:
     """The stage's artifact as an absolute path; for Hugging Face, the local model folder if there is one."""
     if stage.is_huggingface:
         folder = manifest.resolve(stage.model) if stage.model else None
@@ -128,7 +160,7 @@ def artifact_path(stage: Any, manifest: Any) -> Optional[Path]:
     return manifest.resolve(stage.path)
 
 
-def _device(runtime_cls: type, wants_gpu: bool) -> str:
+def _device(runtime_cls: type[Runtime], wants_gpu: bool) -> str:
     return CUDA if wants_gpu and runtime_cls.uses_device and runtime_cls.cuda_available() else CPU
 
 
@@ -141,11 +173,11 @@ class _labelled:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
         if isinstance(exc, ConduitError) and not str(exc).startswith("flow["):
             try:
                 labelled = type(exc)(f"{self.label}: {exc}")
             except TypeError:  # an error class with its own constructor: keep it as it is
-                return False
+                return
             raise labelled from exc
-        return False
+        return

@@ -21,7 +21,7 @@ class HuggingFaceRuntime(Runtime):
     uses_device: ClassVar[bool] = True
 
     @classmethod
-    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> "HuggingFaceRuntime":
+    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> HuggingFaceRuntime:
         # Before transformers is imported: huggingface_hub reads these once, at import time.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -38,9 +38,9 @@ class OnnxRuntime(Runtime):
     uses_device: ClassVar[bool] = True
 
     @classmethod
-    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> "OnnxRuntime":
+    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> OnnxRuntime:
         ort = import_framework("onnxruntime", "onnx")
-        require_file(artifact_path)
+        artifact_path = require_file(artifact_path)
         providers = [CUDA_PROVIDER, CPU_PROVIDER] if device == CUDA else [CPU_PROVIDER]
         try:
             session = ort.InferenceSession(str(artifact_path), providers=providers)
@@ -75,7 +75,7 @@ def _input_array(spec: Any, values: Any) -> np.ndarray:
     if dtype is None:
         raise InputError(f"input {spec.name!r} has type {spec.type}, which conduit cannot build from JSON")
     try:
-        array = np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values).astype(dtype)
+        array: np.ndarray = np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values).astype(dtype)
     except (ValueError, TypeError) as exc:
         raise InputError(
             f"input {spec.name!r} expects {np.dtype(dtype).name}, received {convert.describe(values)}"

@@ -43,9 +43,9 @@ def missing_module_hint(module: str) -> str:
     return f"add the package that provides {top!r} to requirements_file (or pip install it)"
 
 
-def load_pickle(path: Path) -> Any:
+def load_pickle(path: Optional[Path]) -> Any:
     """Unpickle `path`, turning every failure into a ModelLoadError and version skew into a warning."""
-    require_file(path)
+    path = require_file(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         obj = _unpickle(path)
@@ -77,7 +77,8 @@ def _rewarn(warning: warnings.WarningMessage, path: Path) -> None:
         warnings.warn(message, VersionMismatchWarning, stacklevel=4)
 
 
-def _version_message(warning: Warning, path: Path) -> Optional[str]:
+def _version_message(warning: Any, path: Path) -> Optional[str]:
+    # Any: scikit-learn's warning is known by its class name, so that sklearn need not be imported.
     if type(warning).__name__ == "InconsistentVersionWarning":  # scikit-learn >= 1.3
         return _skew(path, "scikit-learn", warning.original_sklearn_version, warning.current_sklearn_version)
     if "older version of XGBoost" in str(warning):

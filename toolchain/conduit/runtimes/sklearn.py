@@ -28,7 +28,7 @@ class SklearnRuntime(Runtime):
     method: ClassVar[str] = "predict"
 
     @classmethod
-    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> "SklearnRuntime":
+    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> SklearnRuntime:
         model = load_pickle(artifact_path)
         require_method(model, cls.method, cls.model_type, _INSTEAD[cls.method])
         return cls(model, device)

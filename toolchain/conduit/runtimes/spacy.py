@@ -17,9 +17,9 @@ class SpacyRuntime(Runtime):
     model_type: ClassVar[str] = "spacy"
 
     @classmethod
-    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> "SpacyRuntime":
+    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> SpacyRuntime:
         spacy = import_framework("spacy", "spacy")
-        require_folder(artifact_path)
+        artifact_path = require_folder(artifact_path)
         try:
             nlp = spacy.load(artifact_path)
         except (OSError, ValueError, KeyError) as exc:  # spaCy's E050/E053 etc. are OSError/ValueError

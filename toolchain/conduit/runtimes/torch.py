@@ -22,8 +22,9 @@ class TorchRuntime(Runtime):
     uses_device: ClassVar[bool] = True
 
     @classmethod
-    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> "TorchRuntime":
+    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> TorchRuntime:
         torch = import_framework("torch", "torch")
+        artifact_path = require_file(artifact_path)
         is_torchscript = artifact_path.suffix == ".pt"
         module = _load_jit(torch, artifact_path, device) if is_torchscript else load_pickle(artifact_path)
         if not callable(module):

@@ -26,8 +26,9 @@ class XGBoostRegressorRuntime(Runtime):
     instead: ClassVar[str] = "save an XGBoost model with the sklearn API (XGBRegressor)"
 
     @classmethod
-    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> "XGBoostRegressorRuntime":
+    def load(cls, stage: Any, artifact_path: Optional[Path], device: str = CPU) -> XGBoostRegressorRuntime:
         xgboost = import_framework("xgboost", "xgboost")
+        artifact_path = require_file(artifact_path)
         if artifact_path.suffix in NATIVE_SUFFIXES:
             model = cls.load_native(xgboost, artifact_path)
         else:
@@ -78,6 +79,6 @@ def _objective(model: Any) -> Optional[str]:
     try:
         booster = model.get_booster() if hasattr(model, "get_booster") else model
         config = json.loads(booster.save_config())
-    except Exception:  # not fitted or not an XGBoost model: predict_proba was checked already
+    except Exception:  # noqa: BLE001 - not fitted or not an XGBoost model: predict_proba was checked already
         return None
     return config.get("learner", {}).get("objective", {}).get("name")

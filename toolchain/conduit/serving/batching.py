@@ -93,10 +93,11 @@ class Batcher:
         self.max_latency_s = max_latency_ms / 1000.0
         self.max_queued_points = max_queued_points or DEFAULT_QUEUE_BATCHES * max_batch_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conduit-batch")
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        # The loop and its wake-up event are made per event loop by the first call on it (see below).
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._queue: deque = deque()
         self._queued_points = 0
-        self._wake: Optional[asyncio.Event] = None
+        self._wake: asyncio.Event = None  # type: ignore[assignment]
         self._collector: Optional[asyncio.Task] = None
         self._in_flight: list = []
         self._last_arrival = 0.0
@@ -109,7 +110,7 @@ class Batcher:
         results, _ = await self.submit_timed(data, parameters)
         return results
 
-    async def submit_timed(self, data: list, parameters: Optional[dict] = None) -> "tuple[list, float]":
+    async def submit_timed(self, data: list, parameters: Optional[dict] = None) -> tuple[list, float]:
         """`submit`, plus the model time (ms) of the calls this caller's points rode in."""
         points = list(data)
         if not points:
@@ -167,7 +168,7 @@ class Batcher:
             batch = self._in_flight = await self._next_batch()
             try:
                 outcomes = await loop.run_in_executor(self._executor, self._run, batch, batch[0].caller.parameters)
-            except Exception as error:  # the executor itself failed (shut down): nobody may hang
+            except Exception as error:  # noqa: BLE001 the executor itself failed (shut down): nobody may hang
                 outcomes = [_Outcome(error=error)] * len(batch)
             self._deliver(batch, outcomes)
             self._in_flight = []
@@ -204,9 +205,10 @@ class Batcher:
             return False
         return True
 
-    def _select(self, parameters: Optional[dict]) -> "tuple[list, bool]":
+    def _select(self, parameters: Optional[dict]) -> tuple[list, bool]:
         """Queued chunks (oldest first) with these parameters that fit one call; and whether it is full."""
-        batch, size = [], 0
+        batch: list = []
+        size = 0
         for chunk in self._queue:
             if chunk.caller.parameters != parameters or chunk.caller.future.done():
                 continue
@@ -257,7 +259,7 @@ class Batcher:
         started = time.perf_counter()
         try:
             results = self._call(points, parameters)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (each caller gets its own error, split below)
             if len(batch) == 1:
                 return [_Outcome(error=error)]
             return [self._run([chunk], parameters)[0] for chunk in batch]

@@ -1,8 +1,9 @@
 """The predict contract as pure functions: request documents in, response bodies out.
 
 Request (POST /predict): a bare JSON array of data points, or `{"data": [...], "parameters": {...}}`,
-or multipart/form-data whose `data` field holds either of those as JSON text and whose file fields
-reach `pre` hooks. Response 200: `{"result", "run_id", "run_time_ms", "prediction_ids"}`; errors:
+or multipart/form-data whose optional `data` field holds either of those as JSON text and whose
+file fields reach `pre` hooks (conduit.runtimes.hooks says how; a request may be files only).
+Response 200: `{"result", "run_id", "run_time_ms", "prediction_ids"}`; errors:
 `{"error": {"type", "message"}, "run_id"}` with the status carried by the ConduitError.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Optional
 import orjson
 
 from conduit.errors import BadRequest, ConduitError
+from conduit.runtimes.uploads import UploadedFile
 
 REQUEST_KEYS = frozenset({"data", "parameters"})
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -22,9 +24,9 @@ _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 @dataclass
 class PredictRequest:
-    data: list
+    data: Optional[list]  # None: a multipart request with files only
     parameters: Optional[dict] = None
-    files: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, UploadedFile] = field(default_factory=dict)
 
 
 def parse_json(body: bytes) -> PredictRequest:
@@ -51,13 +53,15 @@ def from_document(document: Any) -> PredictRequest:
     return PredictRequest(_data_points(document["data"]), _parameters(document.get("parameters")))
 
 
-def parse_form_fields(data_text: Optional[str], parameters_text: Optional[str], files: dict[str, bytes]) -> PredictRequest:
-    """A multipart request: `data` (JSON text: an array or {data, parameters}), optional
-    `parameters` (JSON text), and files for the `pre` hooks. `data` is required: it says how many
-    data points there are (one per file, say), and the result has one item per point."""
-    if data_text is None:
-        raise BadRequest("multipart body has no 'data' field (JSON text of the data points)")
-    request = parse_json(data_text.encode("utf-8"))
+def parse_form_fields(
+    data_text: Optional[str], parameters_text: Optional[str], files: dict[str, UploadedFile]
+) -> PredictRequest:
+    """A multipart request: optional `data` (JSON text: an array or {data, parameters}), optional
+    `parameters` (JSON text), and files for the `pre` hooks. Without `data` the files are the
+    request: the first stage's `pre` hook gets data=None and returns the data points."""
+    if data_text is None and not files:
+        raise BadRequest("multipart body has neither a 'data' field (JSON text of the data points) nor files")
+    request = parse_json(data_text.encode("utf-8")) if data_text is not None else PredictRequest(None)
     if parameters_text is not None:
         request.parameters = _parameters(_loads_field("parameters", parameters_text))
     request.files = files

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 from conduit.errors import BadRequest, ConduitError, Overloaded, PayloadTooLarge
+from conduit.runtimes.uploads import UploadedFile
 from conduit.serving.auth import KeyCheck
 from conduit.serving.contract import PredictRequest, error_body, new_run_id, parse_form_fields, parse_json, success_body
 
@@ -83,13 +85,24 @@ async def parse_multipart(headers: list, body: bytes, limit: int) -> PredictRequ
     except MultiPartException as exc:
         raise BadRequest(f"malformed multipart body: {exc}") from None
     texts: dict[str, str] = {}
-    files: dict[str, bytes] = {}
+    files: dict[str, UploadedFile] = {}
     for name, value in form.multi_items():
+        if name in texts or name in files:
+            raise BadRequest(f"multipart field {name!r} appears twice: send each field and file once, under its own name")
         if isinstance(value, UploadFile):
-            files[name] = await value.read()
+            files[name] = UploadedFile(await value.read(), value.filename or name, value.content_type)
         else:
             texts[name] = value
     return parse_form_fields(texts.get("data"), texts.get("parameters"), files)
+
+
+def log_failure(run_id: str, exc: BaseException) -> None:
+    """The revision's log (`conduit logs`) gets the run_id and traceback; the caller gets neither
+    the traceback nor anything from the request's headers (the key stays out of logs)."""
+    # BentoML's logging set-up disables every logger made before it ran, and a forked worker
+    # imported this module before that: enable this one again, or the failure would go nowhere.
+    logger.disabled = False
+    logger.error("predict failed (run_id %s): %s: %s", run_id, type(exc).__name__, exc, exc_info=exc)
 
 
 class PredictHandler:
@@ -112,9 +125,11 @@ class PredictHandler:
         try:
             return 200, await self._predict(list(headers), receive, run_id)
         except ConduitError as exc:
+            if exc.http_status >= 500 and not isinstance(exc, Overloaded):  # a 503 is back-pressure, not a failure
+                log_failure(run_id, exc)
             return exc.http_status, error_body(exc, run_id)
-        except Exception as exc:  # a bug in conduit or in the model code: say so, keep serving
-            logger.exception("predict failed (run_id %s)", run_id)
+        except Exception as exc:  # noqa: BLE001 a bug in conduit or in the model code: say so, keep serving
+            log_failure(run_id, exc)
             error = ConduitError(f"internal error: {type(exc).__name__}: {exc}")
             return 500, error_body(error, run_id)
 

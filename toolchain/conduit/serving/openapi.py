@@ -34,7 +34,11 @@ REQUEST = {
 MULTIPART = {
     "type": "object",
     "properties": {
-        "data": {"type": "string", "description": "JSON text: an array of data points, or {data, parameters}"},
+        "data": {
+            "type": "string",
+            "description": "JSON text: an array of data points, or {data, parameters}. Optional with files: "
+            "the first pre hook then gets data=None and returns the data points",
+        },
         "parameters": {"type": "string", "description": "JSON text of an object (optional)"},
     },
     "additionalProperties": {"type": "string", "format": "binary", "description": "Files for pre hooks"},

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from functools import partial
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Callable, Optional
 
 from conduit.errors import ConduitError
 from conduit.serving.contract import PredictRequest
@@ -74,7 +75,7 @@ class Predictor:
         self.timeout_s = timeout_s
 
     @classmethod
-    def load(cls, bento_dir: Path, timeout_s: Optional[float] = None) -> "Predictor":
+    def load(cls, bento_dir: Path, timeout_s: Optional[float] = None) -> Predictor:
         from conduit.runtimes.flow import Flow
         from conduit.serving.bento import load_manifest
 
@@ -90,12 +91,12 @@ class Predictor:
         if self.batcher is not None and not request.files:
             return await self._bounded(self.batcher.submit_timed(request.data, request.parameters))
         call = partial(self.flow.predict, request.data, parameters=request.parameters, files=request.files or None)
-        points = len(request.data)
+        points = len(request.data) if request.data is not None else 1  # files only: the pre hook makes the rows
         if self.policy.inline(points):
             result, elapsed_ms = _timed(call)
         else:
             result, elapsed_ms = await self._bounded(asyncio.get_running_loop().run_in_executor(None, _timed, call))
-        self.policy.record(points, elapsed_ms)
+        self.policy.record(len(result), elapsed_ms)
         return result, elapsed_ms
 
     async def _bounded(self, waitable: Awaitable[Any]) -> Any:

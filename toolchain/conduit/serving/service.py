@@ -64,7 +64,7 @@ class ServiceRuntime:
         ctx.response.status_code = status  # BentoML overrides a Response's status with this
         return Response(payload, status_code=status, media_type="application/json")
 
-    def install(self, service: "ConduitService") -> None:
+    def install(self, service: ConduitService) -> None:
         """Put the raw-ASGI fast path where CONDUIT_FAST_PATH says (default: in front of BentoML)."""
         mode = fast_path_mode()
         if mode == "front":

@@ -36,8 +36,9 @@ import socket
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Callable, Iterable, NoReturn, Optional
+from typing import Callable, NoReturn, Optional
 
 from conduit import startup
 from conduit.targets import worker_shim
@@ -80,7 +81,7 @@ def run_child(body: Callable[[], None]) -> NoReturn:
         code = 0
     except SystemExit as done:
         code = exit_code(done)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - whatever it was, the child must reach os._exit below
         traceback.print_exc()
     finally:
         sys.stdout.flush()

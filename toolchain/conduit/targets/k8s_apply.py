@@ -55,7 +55,9 @@ class Kubectl:
 
     def run(self, *args: str, stdin: Optional[str] = None, check: bool = True) -> subprocess.CompletedProcess:
         try:
-            done = subprocess.run(self.command(*args), input=stdin, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S)
+            done = subprocess.run(
+                self.command(*args), input=stdin, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S, check=False
+            )
         except subprocess.TimeoutExpired:
             raise KubectlError(f"kubectl {args[0]} got no answer in {KUBECTL_TIMEOUT_S}s: is the cluster reachable?") from None
         if check and done.returncode != 0:
@@ -118,7 +120,7 @@ def wait_ready(kubectl: Kubectl, kind: str, name: str, timeout_s: float, sleep: 
     while True:
         obj = kubectl.get(kind, name)
         ready, why = readiness(kind, obj)
-        if ready:
+        if ready and obj is not None:  # readiness is never True for a missing object
             return obj
         if time.monotonic() >= deadline:
             raise KubectlError(f"{kind}/{name} was not ready after {timeout_s:g}s: {why}")

@@ -112,7 +112,7 @@ def secret_name(manifest: Manifest) -> str:
 def labels(manifest: Manifest, ref: ImageRef) -> dict:
     """Name, revision and Bento on every object, so `kubectl get -l` finds a deployment's parts."""
     found = {"app.kubernetes.io/name": manifest.name, "app.kubernetes.io/managed-by": MANAGED_BY}
-    if ref.version:
+    if ref.version and ref.bento_tag:  # a version comes from the tag
         # A label value cannot hold ':'; the exact tag is also in the annotations.
         found.update(
             {
@@ -129,7 +129,7 @@ def selector(manifest: Manifest) -> dict:
     return {"app.kubernetes.io/name": manifest.name}
 
 
-def annotations(ref: ImageRef) -> dict:
+def tag_annotations(ref: ImageRef) -> dict:
     return {"conduit.dev/bento-tag": ref.bento_tag} if ref.bento_tag else {}
 
 

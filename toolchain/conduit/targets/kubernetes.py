@@ -166,8 +166,8 @@ def _context(manifest: Manifest, ref: values.ImageRef, api_key_sha256: Optional[
         "max_replicas": manifest.max_replicas,
         "labels": values.labels(manifest, ref),
         "selector": values.selector(manifest),
-        "annotations": values.annotations(ref),
-        "isvc_annotations": {**values.annotations(ref), **values.knative_annotations(manifest)},
+        "annotations": values.tag_annotations(ref),
+        "isvc_annotations": {**values.tag_annotations(ref), **values.knative_annotations(manifest)},
         "scale_target": values.concurrency_target(manifest, row),
         "scheduling": values.scheduling(row),
         "container": values.container(manifest, ref, row),
@@ -211,7 +211,7 @@ def to_yaml(value) -> str:
     yaml.default_flow_style = False
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096
-    yaml.sort_base_mapping_type_on_output = False  # keep the order the values were written in
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]  # keep the order the values were written in
     stream = io.StringIO()
     yaml.dump(value, stream)
     return stream.getvalue().rstrip("\n")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NoReturn, Optional
@@ -96,22 +97,27 @@ def apply(
     progress: Progress = print,
     manifest_path: str | None = None,
     standby: Optional[Standby] = None,
+    warnings: Sequence[str] = (),
 ) -> Deployment:
     """Build `manifest` and serve it as the next revision of its name (see the module doc).
     Nothing changed (same Bento, same key, revision alive) means nothing is restarted.
-    `standby`: one from `next_revision_standby()`, started before the manifest was loaded."""
+    `standby`: one from `next_revision_standby()`, started before the manifest was loaded.
+    `warnings`: what loading it warned about, kept with the revision for `conduit status`."""
     store = Store()
     name = manifest.name
     starting = contextlib.nullcontext(standby) if standby is not None else next_revision_standby()
-    with starting as standby, store.lock(name):
+    with starting as waiting, store.lock(name):
         current = store.serving(name)
         key = keys.resolve(store, api_key, current.key_sha256 if current else None)
         built = build_bento(manifest, progress, current)
         if current is not None and is_unchanged(current, built, key.sha256):
             ensure_router(store, name, progress)
+            store.update_revision(name, current.revision, warnings=warnings)
             progress(f"✅ Nothing changed: {name} revision {current.revision} already serves {built.tag}")
             return deployment_of(store, current, changed=False)
-        deployment = roll_out(store, name, built.tag, key.sha256, progress, manifest_path=manifest_path, standby=standby)
+        deployment = roll_out(
+            store, name, built.tag, key.sha256, progress, manifest_path=manifest_path, standby=waiting, warnings=warnings
+        )
         keys.remember(store, key)
     if key.generated:
         progress(f"🔑 API key (shown once; only its hash is kept): {key.generated}")
@@ -149,31 +155,33 @@ def roll_out(
     note: str = "",
     manifest_path: str | None = None,
     standby: Optional[Standby] = None,
+    warnings: Sequence[str] = (),
 ) -> Deployment:
-    """Start `tag` as a new revision, switch the endpoint to it once ready, retire the rest."""
+    """Start `tag` as a new revision, switch the endpoint to it once ready, retire the rest.
+    `manifest_path` and `warnings` are the revision's origin, shown by `conduit status`."""
     store.ensure_deployment(name, manifest_path)
-    revision = start_revision(store, name, tag, key_sha256, note, standby)
+    revision = store.add_revision(name, tag, key_sha256, note, manifest_path, warnings)
+    revision = start_revision(store, revision, standby)
     progress(f"⏳ Starting revision {revision.revision} of {name} ({tag})")
     started = time.monotonic()
     # A first deploy's router starts while the revision loads; it refuses connections until
     # pointed at a ready revision below.
     record = ensure_router(store, name, progress)
+    assert revision.port is not None and revision.pid is not None  # start_revision gave it both
     try:
         processes.wait_ready(revision.port, revision.pid, SUPERVISOR_MODULE, ready_timeout())
-    except BaseException as exc:  # also Ctrl-C: never leave a half-started revision running
+    except BaseException as exc:  # noqa: BLE001 also Ctrl-C: never leave a half-started revision running
         fail_revision(store, revision, exc)
     progress(f"✅ Revision {revision.revision} ready in {time.monotonic() - started:.1f}s")
     point_router_at(store, name, revision.port)
-    store.update_revision(name, revision.revision, state="serving")
+    serving = store.update_revision(name, revision.revision, state="serving")
     retire_others(store, name, revision.revision, progress)
     progress(f"🌍 Endpoint: {record.endpoint}")
-    return deployment_of(store, store.revision(name, revision.revision))
+    return deployment_of(store, serving)
 
 
-def start_revision(
-    store: Store, name: str, tag: str, key_sha256: str, note: str, standby: Optional[Standby] = None
-) -> Revision:
-    revision = store.add_revision(name, tag, key_sha256, note)
+def start_revision(store: Store, revision: Revision, standby: Optional[Standby] = None) -> Revision:
+    name, tag, key_sha256 = revision.name, revision.tag, revision.key_sha256
     port = processes.free_port()
     log_path = logs_dir(store) / f"{name}-r{revision.revision}.log"
     ready_url = f"http://127.0.0.1:{port}/readyz"
@@ -288,7 +296,16 @@ def rollback(name: str, to: Optional[int] = None, progress: Progress = print) ->
         current = store.serving(name)
         key_sha256 = current.key_sha256 if current else target.key_sha256
         progress(f"↩️  Rolling {name} back to revision {target.revision} ({target.tag})")
-        return roll_out(store, name, target.tag, key_sha256, progress, note=f"rollback to r{target.revision}")
+        return roll_out(
+            store,
+            name,
+            target.tag,
+            key_sha256,
+            progress,
+            note=f"rollback to r{target.revision}",
+            manifest_path=target.manifest_path,
+            warnings=target.warnings,
+        )
 
 
 def delete(name: str, progress: Progress = print) -> None:
@@ -296,12 +313,29 @@ def delete(name: str, progress: Progress = print) -> None:
     store = Store()
     with store.lock(name):
         record = store.require(name)
-        for revision in store.revisions(name):
+        revisions = store.revisions(name)
+        running = [r.revision for r in revisions if processes.is_ours(r.pid, SUPERVISOR_MODULE)]
+        router_running = processes.is_ours(record.router_pid, ROUTER_MODULE)
+        for revision in revisions:
             processes.stop(revision.pid, SUPERVISOR_MODULE)
         processes.stop(record.router_pid, ROUTER_MODULE)
         backend_file(store, name).unlink(missing_ok=True)
         store.remove_deployment(name)
-    progress(f"🗑️  Deleted {name}: nothing of it is running")
+    progress(f"🗑️  Deleted {name}: {what_was_stopped(running, router_running)}")
+
+
+def what_was_stopped(revisions: list[int], router: bool) -> str:
+    """`stopped revision 2 and its router`, or, when nothing ran, that it was not running."""
+    numbers = in_words([str(number) for number in revisions]) if revisions else ""
+    stopped = [f"revision{'s' if len(revisions) > 1 else ''} {numbers}"] if revisions else []
+    stopped += ["its router"] if router else []
+    return f"stopped {in_words(stopped)}" if stopped else "it was not running, so nothing was stopped"
+
+
+def in_words(items: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    *rest, last = items
+    return f"{', '.join(rest)} and {last}" if rest else last
 
 
 # status
@@ -314,6 +348,21 @@ class DeploymentStatus:
     serving: Optional[Revision]
     serving_alive: bool
     router_alive: bool
+
+    @property
+    def endpoint(self) -> Optional[str]:
+        """The URL, once a revision serves: a deployment whose only revision failed has none."""
+        return self.record.endpoint if self.serving is not None else None
+
+    @property
+    def manifest_path(self) -> Optional[str]:
+        """The manifest the serving revision was applied from (after a rollback, the one that
+        built its Bento); stores older than that column know only the last applied one."""
+        return (self.serving and self.serving.manifest_path) or self.record.manifest_path
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.serving.warnings if self.serving is not None else ()
 
     @property
     def state(self) -> str:
@@ -332,7 +381,7 @@ def status(name: str, store: Store | None = None) -> DeploymentStatus:
         record=record,
         revisions=store.revisions(name),
         serving=serving,
-        serving_alive=bool(serving) and processes.is_ours(serving.pid, SUPERVISOR_MODULE),
+        serving_alive=serving is not None and processes.is_ours(serving.pid, SUPERVISOR_MODULE),
         router_alive=processes.is_ours(record.router_pid, ROUTER_MODULE),
     )
 

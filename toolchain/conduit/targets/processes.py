@@ -15,8 +15,9 @@ import sys
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import psutil  # a BentoML dependency, so always present where conduit serves
 

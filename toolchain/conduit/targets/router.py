@@ -78,7 +78,8 @@ class Side(asyncio.Protocol):
     """One end of a relayed connection: what it receives is written to the other end."""
 
     def __init__(self) -> None:
-        self.transport: Optional[asyncio.Transport] = None
+        # Set by connection_made, which asyncio calls before any other callback of a protocol.
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.peer: Optional[Side] = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -96,11 +97,11 @@ class Side(asyncio.Protocol):
     # This side's send buffer is full: stop reading what would be sent through it.
     def pause_writing(self) -> None:
         if self.peer is not None:
-            self.peer.transport.pause_reading()  # type: ignore[union-attr]
+            self.peer.transport.pause_reading()
 
     def resume_writing(self) -> None:
         if self.peer is not None:
-            self.peer.transport.resume_reading()  # type: ignore[union-attr]
+            self.peer.transport.resume_reading()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         # close() still sends what the peer's buffer holds: a response written just before the
@@ -113,7 +114,7 @@ class ServerSide(Side):
     def eof_received(self) -> bool:
         # The server ended the exchange: the connection is over both ways.
         if self.peer is not None:
-            self.peer.transport.close()  # type: ignore[union-attr]
+            self.peer.transport.close()
         return False
 
 

@@ -16,11 +16,14 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import IO, TYPE_CHECKING, Optional
 
 from conduit.serving.process import serve_env
 from conduit.targets import processes
 from conduit.targets.processes import SUPERVISOR_MODULE
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 STANDBY_ENV = "CONDUIT_STANDBY"
 
@@ -28,11 +31,12 @@ STANDBY_ENV = "CONDUIT_STANDBY"
 class Standby:
     def __init__(self, process: subprocess.Popen, log_path: Path) -> None:
         self.process = process
+        self.orders: IO[bytes] = process.stdin  # type: ignore[assignment]  # started with stdin=PIPE
         self.log_path = log_path
         self.handed = False
 
     @classmethod
-    def start(cls, logs: Path) -> Optional["Standby"]:
+    def start(cls, logs: Path) -> Optional[Standby]:
         if os.environ.get(STANDBY_ENV) == "0":
             return None
         log_path = logs / f"standby-{uuid.uuid4().hex[:12]}.log"
@@ -45,8 +49,8 @@ class Standby:
         """Give the standby its revision; returns its pid, or None if it cannot take it."""
         order = {"command": command, "ready_url": ready_url, "log": str(log_path), "env": env}
         try:
-            self.process.stdin.write((json.dumps(order) + "\n").encode())
-            self.process.stdin.close()
+            self.orders.write((json.dumps(order) + "\n").encode())
+            self.orders.close()
         except OSError:  # it died before its order: BrokenPipeError
             self.dismiss()
             return None
@@ -59,7 +63,7 @@ class Standby:
         if self.handed:
             return
         try:
-            self.process.stdin.close()
+            self.orders.close()
         except OSError:
             pass
         if self.process.poll() is None:
@@ -71,7 +75,7 @@ class Standby:
                 self.process.wait()
         self.log_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "Standby":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

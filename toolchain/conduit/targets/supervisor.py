@@ -41,8 +41,8 @@ from typing import Any, Optional
 import psutil  # a BentoML dependency
 
 from conduit import startup
-from conduit.targets.forkserver import ForkServer, forget_conduit, run_child
 from conduit.serving.process import bento_folder
+from conduit.targets.forkserver import ForkServer, forget_conduit, run_child
 from conduit.targets.preload import worker_preparation
 from conduit.targets.processes import answers_ready, kill_tree
 
@@ -178,7 +178,7 @@ class Supervisor:
         self.ready_url = ready_url
         self.launcher = launcher or SubprocessLauncher()
         self.forkserver = self.launcher.forkserver
-        self.child: Optional[Any] = None
+        self.child: Any = None  # the server's process while one runs (a Popen, or BentoML's forked child)
         self.stopping = False
         self.stop_requested_at = 0.0
         self.restarts: list[float] = []
@@ -282,7 +282,7 @@ def take_order(order: dict, standby_log: Path) -> tuple[list[str], str]:
 def warm_launcher() -> SubprocessLauncher:
     try:
         return BentoMLLauncher()
-    except Exception as error:  # no warm start is no reason not to serve: `bentoml serve` runs as a subprocess
+    except Exception as error:  # noqa: BLE001 - no warm start is no reason not to serve: `bentoml serve` runs as a subprocess
         say(f"BentoML's CLI did not import ({type(error).__name__}: {error}); starting `bentoml serve` as a subprocess")
         return SubprocessLauncher()
 

@@ -1,0 +1,188 @@
+"""Which manifest fields each target honours, and what happens instead where one does not.
+
+`TARGETS` below is the one table: per target, per field, either `HONOURED` or a `Gap` (when the
+value is not honoured, and the one phrase saying what happens instead). Nothing is silently
+ignored: `conduit validate` and `conduit apply` print each gap as a warning naming the field and
+the target, and the store keeps them with the revision for `conduit status`. When a later change
+makes a target honour a field, its row becomes `HONOURED` and the warning goes away.
+
+Some remarks hold on every target (`EVERYWHERE`): a GPU asked for by a flow whose frameworks
+never use one (scikit-learn, XGBoost, spaCy) is only a cost.
+
+What the targets really do today:
+- local: one replica per revision, warm until deleted (no scale to zero, no scale-out, so neither
+  cooldown nor max_replicas does anything); served by conduit's own interpreter and packages
+  (python_version and requirements_file are not installed); memory is not enforced; `cpu` workers
+  share the machine's cores; a GPU is used only when the framework sees CUDA.
+- kubernetes: every field is honoured (KServe/Knative replicas and scale-to-zero retention,
+  requests and limits, the GPU request and node selector, the image's Python and requirements).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from conduit.hardware import spec
+from conduit.manifest.problems import Problem
+
+# Not a GPU: the NVIDIA driver's list of GPUs is empty, or CUDA_VISIBLE_DEVICES hides them all.
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+HIDDEN_DEVICES = ("", "-1", "none", "NoDevFiles")
+
+Condition = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A field a target does not honour: `when` the manifest's value is affected, `instead` says
+    (a `str.format` template over `facts()` and `default`) what happens instead."""
+
+    when: Condition
+    instead: str
+    hint: Optional[str] = None
+
+
+HONOURED = None  # a row that needs no warning
+Row = Union[Gap, None]
+
+
+# facts the phrases and conditions read
+
+
+def serving_python() -> str:
+    """The interpreter the local target serves with: conduit's own."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def cores() -> int:
+    return os.cpu_count() or 1
+
+
+def cuda_visible() -> bool:
+    """Whether a CUDA GPU is visible here, read from the driver without importing a framework."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in HIDDEN_DEVICES:
+        return False
+    return NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())
+
+
+def asks_for_gpu(manifest: Any) -> bool:
+    return spec(manifest.resolved_hardware).is_gpu
+
+
+def gpu_stages(manifest: Any) -> list[str]:
+    """Labels of the stages whose framework can run on a GPU (torch, ONNX, Hugging Face)."""
+    from conduit.runtimes.base import runtime_class  # only asked when the hardware is a GPU
+    from conduit.runtimes.flow import stage_label
+
+    return [
+        stage_label(index, stage.model_type)
+        for index, stage in enumerate(manifest.flow)
+        if runtime_class(stage.model_type).uses_device
+    ]
+
+
+def facts(manifest: Any) -> dict[str, Any]:
+    gpu = asks_for_gpu(manifest) and gpu_stages(manifest)
+    return {
+        **{field: getattr(manifest, field) for field in FIELDS},
+        "hardware": manifest.resolved_hardware,
+        "cores": cores(),
+        "serving_python": serving_python(),
+        "gpu_stages": ", ".join(gpu or []),
+        "frameworks": ", ".join(sorted({str(stage.model_type) for stage in manifest.flow})),
+    }
+
+
+# conditions
+
+
+def always(manifest: Any) -> bool:
+    return True
+
+
+def scales(manifest: Any) -> bool:
+    """Whether the manifest asks for any scaling, which would make cooldown matter."""
+    return manifest.min_replicas != manifest.max_replicas or manifest.min_replicas == 0
+
+
+def gpu_without_cuda(manifest: Any) -> bool:
+    return asks_for_gpu(manifest) and bool(gpu_stages(manifest)) and not cuda_visible()
+
+
+def gpu_never_used(manifest: Any) -> bool:
+    return asks_for_gpu(manifest) and not gpu_stages(manifest)
+
+
+FIELDS = ("hardware", "cpu", "memory", "cooldown", "min_replicas", "max_replicas", "requirements_file", "python_version")
+
+TARGETS: dict[str, dict[str, Row]] = {
+    "local": {
+        "hardware": Gap(
+            gpu_without_cuda, "hardware {hardware}{default} is a GPU but none is visible here: {gpu_stages} will run on the CPU"
+        ),
+        "cpu": Gap(
+            lambda m: m.cpu > cores(),
+            "cpu {cpu}{default} is more than the {cores} cores here: the local target's {cpu} workers share them",
+            "lower cpu to {cores}",
+        ),
+        "memory": Gap(always, "memory {memory:g} GB{default} is not enforced by the local target: a replica may use more"),
+        "cooldown": Gap(scales, "cooldown {cooldown}s{default} is not honoured by the local target: its replica is never scaled down"),
+        "min_replicas": Gap(
+            lambda m: m.min_replicas != 1,
+            "min_replicas {min_replicas}{default} is not honoured by the local target: one replica stays warm until deleted",
+        ),
+        "max_replicas": Gap(
+            lambda m: m.max_replicas > 1,
+            "max_replicas {max_replicas}{default} is not honoured by the local target: one replica serves all load",
+        ),
+        "requirements_file": Gap(
+            lambda m: m.requirements_file is not None,
+            "requirements_file {requirements_file} is not installed by the local target: "
+            "the flow runs with conduit's own packages",
+            "install them into conduit's environment",
+        ),
+        "python_version": Gap(
+            lambda m: m.python_version != serving_python(),
+            "python_version {python_version}{default} is not honoured by the local target: "
+            "the flow runs on conduit's own Python {serving_python}",
+        ),
+    },
+    "kubernetes": {field: HONOURED for field in FIELDS},
+}
+
+# Remarks that hold whatever the target: field -> gap.
+EVERYWHERE: dict[str, Gap] = {
+    "hardware": Gap(
+        gpu_never_used,
+        "hardware {hardware} is a GPU but a {frameworks} flow never uses one: it runs on the CPU",
+        "use hardware: CPU",
+    ),
+}
+
+
+def unhonoured(manifest: Any, target: str) -> list[Problem]:
+    """One warning per field whose value `target` does not honour, in the table's field order."""
+    rows = TARGETS[target]
+    known = facts(manifest)
+    found = []
+    for field in FIELDS:
+        for gap in (rows[field], EVERYWHERE.get(field)):
+            if gap is not None and gap.when(manifest):
+                found.append(_warning(field, gap, manifest, known))
+    return found
+
+
+def _warning(field: str, gap: Gap, manifest: Any, known: dict[str, Any]) -> Problem:
+    hint = gap.hint.format(**known) if gap.hint else None
+    # A value the manifest does not write is a default: say so, or the warning reads as a mystery.
+    default = "" if field in manifest.model_fields_set else " (the default)"
+    message = gap.instead.format(**known, default=default)
+    return Problem(message, (field,), getattr(manifest, field), hint, severity="warning")
+
+
+def check_for(target: str) -> Callable[[Any], list[Problem]]:
+    """The check the loader runs after defaults (so its warnings get a file and line)."""
+    return lambda manifest: unhonoured(manifest, target)
