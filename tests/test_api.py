@@ -2,6 +2,7 @@
 key kept out of every file."""
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conduit import Conduit, hardware, model_type
+from conduit import Conduit, hardware, model_type, paths
 from conduit.errors import UsageError
 from conduit.manifest import ManifestInvalid, load
+from private_state import open_to_others
 
 KEY = "sk-test-0123456789"
 
@@ -192,6 +194,8 @@ def test_save_elsewhere_only_where_paths_still_resolve(project: Path):
 
 
 def test_save_creates_a_folder_that_does_not_exist_yet(project: Path):
+    # The model stays one folder up from the saved manifest: inside the same git work tree, so allowed.
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
     conduit = Conduit(name="iris", flow=("sklearn", str(project / "model.pkl")))
     path = conduit.save("new/deep/conduit.yaml")
     assert path == Path("new/deep/conduit.yaml") and load(project / "new" / "deep" / "conduit.yaml") == conduit.manifest
@@ -272,12 +276,16 @@ def test_deploy_serves_the_manifest_it_saved(tmp_path: Path, monkeypatch: pytest
     monkeypatch.chdir(project)
     monkeypatch.setenv("CONDUIT_HOME", str(tmp_path / "home"))
     conduit = Conduit(name="api-deploy", api_key=KEY, flow=(model_type.SKLEARN, "model.pkl"), cpu=1)
+    callers_umask = os.umask(0o022)  # the usual one: deploy keeps its state private all the same
     try:
         endpoint = conduit.deploy()
+        assert paths.current_umask() == 0o022  # and gives the caller's own umask back
         answer = httpx.post(endpoint, json=[[5.1, 3.5, 1.4, 0.2]], headers={"Authorization": KEY}, timeout=60)
         assert answer.status_code == 200 and answer.json()["result"] == [0]
         assert httpx.post(endpoint, json=[[5.1, 3.5, 1.4, 0.2]], timeout=60).status_code == 401
+        assert open_to_others(tmp_path / "home") == []
     finally:
+        os.umask(callers_umask)
         local.delete("api-deploy", progress=lambda _: None)
     assert (project / "conduit.yaml").read_text() == conduit.to_yaml()
     assert KEY not in (project / "conduit.yaml").read_text()

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import random
+import string
+
 import pytest
 
 from conduit import keys
@@ -54,3 +57,33 @@ def test_redeploy_without_key_keeps_the_deployments_key(store):
 def test_weak_or_malformed_keys_are_refused(store, bad):
     with pytest.raises(UsageError, match="API key"):
         keys.resolve(store, bad)
+
+
+@pytest.mark.parametrize(("weak", "bits"), [
+    ("aaaaaaaaaaaaaaaa", 5), ("abababababababab", 14), ("1234567890123456", 13), ("passwordpassword", 38),
+])
+def test_a_key_with_too_little_entropy_is_refused(store, monkeypatch, weak, bits):
+    monkeypatch.setenv("CONDUIT_API_KEY", weak)
+    with pytest.raises(UsageError) as caught:
+        keys.resolve(store)
+    assert str(caught.value) == (
+        f"API key is too easy to guess (about {bits} bits of entropy, at least 48 needed): make a random one with "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`, or give none and conduit generates one"
+    )
+    assert store.setting(keys.HOME_KEY_SETTING) is None
+
+
+def test_random_sixteen_character_keys_pass():
+    urlsafe = string.ascii_letters + string.digits + "-_"
+    drawn = random.Random(16)  # seeded: the same 5,000 keys every run
+    for _ in range(5000):
+        key = "".join(drawn.choices(urlsafe, k=16))
+        assert keys.explicit_key(key) == key
+
+
+def test_a_kubernetes_secret_refuses_a_weak_key_too(monkeypatch):
+    from conduit.targets.kubernetes import api_key_sha256_from_env
+
+    monkeypatch.setenv("CONDUIT_API_KEY", "passwordpassword")
+    with pytest.raises(UsageError, match="^API key is too easy to guess"):
+        api_key_sha256_from_env()

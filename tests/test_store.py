@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from conduit.store import DeploymentNotFound, Store
+from conduit.store import DeploymentNotFound, InvalidTransition, Store
 
 
 @pytest.fixture
@@ -28,22 +28,55 @@ def test_revisions_number_per_name_and_track_state(store):
     assert (first.revision, second.revision, other.revision) == (1, 2, 1)
     assert first.state == "starting" and second.note == "rollback to r1"
 
-    store.update_revision("iris", 1, state="serving", port=4000, pid=123, log_path="/x.log")
+    store.update_revision("iris", 1, port=4000, pid=123, log_path="/x.log")
+    store.promote("iris", 1)
     assert store.serving("iris").revision == 1
-    store.update_revision("iris", 2, state="serving")
-    store.update_revision("iris", 1, state="archived")
+    store.promote("iris", 2)  # the one it replaces is archived in the same step
     assert store.serving("iris").tag == "iris:bbb"
     assert [r.state for r in store.revisions("iris")] == ["archived", "serving"]
     assert store.revision("iris", 1).port == 4000
 
 
-def test_unknown_state_and_column_are_refused(store):
+def test_states_change_only_by_the_lifecycle_moves(store):
     store.ensure_deployment("iris")
     store.add_revision("iris", "iris:aaa", "ab" * 32)
-    with pytest.raises(ValueError):
-        store.update_revision("iris", 1, state="running")
+    with pytest.raises(ValueError, match="only through Store.promote and Store.fail"):
+        store.update_revision("iris", 1, state="serving")
     with pytest.raises(ValueError):
         store.update_revision("iris", 1, tag="iris:zzz")
+    store.fail("iris", 1, "interrupted")
+    assert (store.revision("iris", 1).state, store.revision("iris", 1).note) == ("failed", "interrupted")
+    with pytest.raises(InvalidTransition, match="revision 1 of iris is failed; it cannot become serving"):
+        store.promote("iris", 1)
+    with pytest.raises(InvalidTransition, match="iris has no revision 7"):
+        store.fail("iris", 7, "x")
+
+
+def test_the_database_itself_refuses_two_serving_revisions_of_a_name(store):
+    store.ensure_deployment("iris")
+    store.add_revision("iris", "iris:aaa", "ab" * 32)
+    store.add_revision("iris", "iris:bbb", "ab" * 32)
+    store.promote("iris", 1)
+    with sqlite3.connect(store.path) as db, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        db.execute("UPDATE revisions SET state = 'serving' WHERE name = 'iris' AND revision = 2")
+    assert [r.state for r in store.revisions("iris")] == ["serving", "starting"]
+
+
+def test_a_database_with_two_serving_revisions_opens_with_the_newest_serving(tmp_path):
+    Store(tmp_path)
+    with sqlite3.connect(tmp_path / "conduit.db") as db:  # as an interrupted older conduit left it
+        db.execute("DROP INDEX one_serving_revision")
+        db.execute("INSERT INTO deployments (name, created_at) VALUES ('iris', 'now')")
+        for number in (1, 2, 3):
+            db.execute(
+                "INSERT INTO revisions (name, revision, tag, state, key_sha256, created_at) VALUES ('iris', ?, 't', ?, 'k', 'now')",
+                (number, "starting" if number == 3 else "serving"),
+            )
+    store = Store(tmp_path)
+    assert [r.state for r in store.revisions("iris")] == ["archived", "serving", "starting"]
+    assert store.revision("iris", 1).note == "archived on opening: a newer revision was also serving"
+    with sqlite3.connect(store.path) as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute("UPDATE revisions SET state = 'serving' WHERE revision = 3")
 
 
 def test_deployment_endpoint_and_removal(store):

@@ -78,3 +78,17 @@ def test_the_bert_bench_runs_on_the_cpu_with_a_small_model(tmp_path):
     assert set(rows) == ({"conduit", "conduit-batch"} if strategy() is not None else set())
     for row in rows.values():
         assert row["model"] == "bert" and row["scenario"] == "c64" and row["requests"] > 0 and row["errors"] == 0
+
+
+def test_the_prediction_log_bench_prints_both_rows_a_ratio_and_the_records(tmp_path):
+    if strategy() != "apply":
+        pytest.skip("the prediction log bench applies deployments")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "bench.prediction_log", "--seconds", "1", "--rounds", "1"]
+    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("BENCH_JSON "))
+    summary = json.loads(line[len("BENCH_JSON "):])
+    assert summary["log-on"]["rps"] > 0 and summary["log-off"]["rps"] > 0
+    assert math.isfinite(summary["ratio_rps_on_over_off"]) and summary["errors"] == 0
+    assert summary["log_on_records"] >= summary["log_on_answers_counted_by_wrk"]  # none lost

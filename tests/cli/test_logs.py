@@ -35,9 +35,8 @@ def serve_revision(home: Path, text: str) -> Path:
     log = home / "logs" / f"{NAME}-r{revision.revision}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(text)
-    for older in store.revisions(NAME)[:-1]:
-        store.update_revision(NAME, older.revision, state="archived")
-    store.update_revision(NAME, revision.revision, state="serving", log_path=str(log))
+    store.update_revision(NAME, revision.revision, log_path=str(log))
+    store.promote(NAME, revision.revision)  # the one it replaces is archived
     return log
 
 

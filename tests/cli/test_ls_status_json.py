@@ -18,7 +18,7 @@ from conduit.cli.main import main
 pytestmark = pytest.mark.e2e
 NAME = "json-life"
 BROKEN = "json-broken"
-SUMMARY_KEYS = ["name", "state", "endpoint", "revision", "bento", "manifest_path", "warnings"]
+SUMMARY_KEYS = ["name", "state", "degraded", "endpoint", "revision", "bento", "manifest_path", "warnings"]
 
 
 def write_project(folder: Path, answer: int, name: str = NAME, model: bytes | None = None) -> Path:

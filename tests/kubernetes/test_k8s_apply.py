@@ -49,7 +49,7 @@ def test_serverless_apply_sends_the_secret_then_the_inferenceservice(cluster, mo
 
 
 def test_raw_apply_waits_for_the_rollout_and_returns_the_service_address(cluster, monkeypatch) -> None:
-    monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-raw")
+    monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-raw-Q7vK2mZp")
     url = apply(make_manifest(min_replicas=1), namespace="team-a", flavor="raw", image=IMAGE)
     assert url == "http://iris.team-a.svc.cluster.local/predict"
     kinds = [r.body["kind"] for r in cluster.applied()]
@@ -79,7 +79,7 @@ def test_a_service_that_never_gets_ready_fails_with_the_reason(cluster, monkeypa
 
 
 def test_an_unknown_context_is_a_clear_error(cluster, monkeypatch) -> None:
-    monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-context")
+    monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-context-J3hB6yDq")
     with pytest.raises(ConduitError, match="kubectl apply failed:.*no-such-context"):
         apply(make_manifest(), context="no-such-context", image=IMAGE)
 
@@ -111,7 +111,7 @@ def test_delete_removes_what_conduit_applied_and_keeps_a_hand_made_secret(cluste
     cluster.objects[("secrets", "models", "iris-conduit-auth")] = hand_made
     monkeypatch.delenv("CONDUIT_API_KEY", raising=False)
     apply(make_manifest(min_replicas=1), flavor="raw", image=IMAGE)
-    monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-other")
+    monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-other-W4nR8tLx")
     apply(make_manifest(name="other"), image=IMAGE)
     delete("iris")
     assert sorted(cluster.objects) == [

@@ -201,3 +201,23 @@ def test_without_an_image_the_bento_tag_is_the_image(tmp_path: Path, monkeypatch
     version = render(manifest, tmp_path / "bentos").version
     container = parse(written.read_text())["spec"]["predictor"]["containers"][0]
     assert container["image"] == f"iris:{version}"
+
+
+SINK = "http://message-dumper.default.svc.cluster.local"
+
+
+def test_prediction_log_with_a_url_renders_kserves_logger_which_validates() -> None:
+    manifest = make_manifest(min_replicas=1, prediction_log={"url": SINK})
+    docs = _render(manifest, api_key_sha256=KEY_HASH)
+    _assert_valid(docs)
+    assert _only(docs, "InferenceService")["spec"]["predictor"]["logger"] == {"mode": "all", "url": SINK}
+
+
+@pytest.mark.parametrize(
+    "prediction_log",
+    [None, {"sample": 0.5}, {"url": SINK, "payloads": False}, {"url": SINK, "enabled": False}],
+    ids=["left-out", "no-url", "payloads-off", "off"],
+)
+def test_no_logger_without_a_url_with_payloads_off_or_the_log_off(prediction_log) -> None:
+    docs = _render(make_manifest(prediction_log=prediction_log))
+    assert "logger" not in _only(docs, "InferenceService")["spec"]["predictor"]

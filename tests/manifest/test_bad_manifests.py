@@ -17,7 +17,7 @@ from conduit.manifest import ManifestInvalid, load
 BASE = "name: iris\nflow:\n  - model_type: sklearn\n    path: model.pkl\n"  # lines 1-4; additions start on line 5
 ALLOWED = (
     "apiVersion, name, flow, hardware, cpu, memory, cooldown, min_replicas, max_replicas, "
-    "requirements_file, force_rebuild, python_version, batching"
+    "requirements_file, force_rebuild, python_version, batching, prediction_log"
 )
 MODEL_TYPES = (
     "sklearn, sklearn_classifier, sklearn_preprocessor, torch, xgboost_regressor, xgboost_classifier, "

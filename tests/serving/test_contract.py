@@ -81,11 +81,6 @@ def test_success_envelope_serialises_numpy():
     assert body["result"] == [[1.5, 2.0], 3.0]
 
 
-def test_prediction_ids_are_version_4_uuids():
-    ids = prediction_ids(50)
-    assert len(set(ids)) == 50 and all(uuid.UUID(value).version == 4 for value in ids)
-
-
 def test_error_envelope():
     body = orjson.loads(error_body(InputError("bad shape"), "run-2"))
     assert body == {"error": {"type": "invalid_input", "message": "bad shape"}, "run_id": "run-2"}
@@ -164,3 +159,16 @@ def test_serve_command():
     assert serve_command("iris:abc", 4321) == [
         sys.executable, "-m", "bentoml", "serve", "iris:abc", "--host", "127.0.0.1", "--port", "4321"
     ]
+
+
+def test_ids_are_version_7_uuids_ordered_by_the_millisecond_they_were_made():
+    import time
+
+    from conduit.serving.contract import new_run_id
+
+    before = time.time_ns() // 1_000_000
+    ids = [uuid.UUID(value) for value in prediction_ids(1000) + [new_run_id()]]
+    after = time.time_ns() // 1_000_000
+    assert {(value.version, value.variant) for value in ids} == {(7, uuid.RFC_4122)}
+    assert len(set(ids)) == len(ids)
+    assert all(before <= value.int >> 80 <= after for value in ids)  # the millisecond in the first 48 bits

@@ -2,6 +2,7 @@
 deployment is deleted at the end, and example projects trained in temp folders."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -44,7 +45,14 @@ def trained_example(name: str, tmp: Path) -> Path:
 def conduit_home(tmp_path_factory):
     """A fresh CONDUIT_HOME and a known API key for one test module; everything it started is
     stopped at the end, however the tests went."""
-    home = tmp_path_factory.mktemp("conduit-home")
+    with serving_home(tmp_path_factory.mktemp("conduit-home")) as home:
+        yield home
+
+
+@contextlib.contextmanager
+def serving_home(home: Path):
+    """CONDUIT_HOME set to `home` and the test key, for the block; everything started meanwhile
+    is stopped at its end."""
     saved = {name: os.environ.get(name) for name in ("CONDUIT_HOME", "CONDUIT_API_KEY", "CONDUIT_READY_TIMEOUT")}
     os.environ.update({"CONDUIT_HOME": str(home), "CONDUIT_API_KEY": TEST_KEY, "CONDUIT_READY_TIMEOUT": "300"})
     try:
@@ -56,6 +64,21 @@ def conduit_home(tmp_path_factory):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def constant_project(folder: Path, name: str, answer: int) -> Path:
+    """A deployment `name` whose real, fitted sklearn model answers `answer` for every point of
+    two features; its conduit.yaml. A new Bento for each answer."""
+    import pickle
+
+    from ruamel.yaml import YAML
+    from sklearn.dummy import DummyClassifier
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = DummyClassifier(strategy="constant", constant=answer).fit([[i, i] for i in range(5)], [answer] * 5)
+    (folder / "model.pkl").write_bytes(pickle.dumps(model))
+    YAML().dump({"name": name, "flow": [{"model_type": "sklearn", "path": "model.pkl"}], "hardware": "CPU", "cpu": 1}, folder / "conduit.yaml")
+    return folder / "conduit.yaml"
 
 
 def stop_everything() -> None:

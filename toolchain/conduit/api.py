@@ -25,10 +25,11 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+from conduit import paths
 from conduit.errors import UsageError
 from conduit.manifest.dump import to_yaml
 from conduit.manifest.loader import MANIFEST_NAME, build, load_with_warnings
-from conduit.manifest.model import HOOK_KEYS, Batching, Manifest, Stage, stage_list, stage_mapping
+from conduit.manifest.model import HOOK_KEYS, Batching, Manifest, PredictionLog, Stage, stage_list, stage_mapping
 from conduit.manifest.problems import ManifestInvalid, Problem
 from conduit.runtimes.hooks import HookFunctions, import_in_subprocess, refuse_reentry
 from conduit.runtimes.uploads import as_uploads
@@ -52,6 +53,7 @@ class Conduit:
         force_rebuild: bool = False,
         python_version: str = "3.10",
         batching: Optional[dict | Batching] = None,
+        prediction_log: Optional[dict | PredictionLog] = None,
     ):
         refuse_reentry("`Conduit(...)`")  # first: inside a hook file's import, nothing may run
         base_dir = Path.cwd()
@@ -69,6 +71,9 @@ class Conduit:
             "force_rebuild": force_rebuild,
             "python_version": python_version,
             "batching": batching.model_dump() if isinstance(batching, Batching) else batching,
+            "prediction_log": prediction_log.model_dump(exclude_none=True)
+            if isinstance(prediction_log, PredictionLog)
+            else prediction_log,
         }
         if flow is None:
             del data["flow"]  # so the message is "required key `flow` is missing"
@@ -161,7 +166,8 @@ class Conduit:
         saved = self.save(path) if path is not None or self._source is None else self._source
         from conduit.targets.local import apply
 
-        return apply(self._manifest, api_key=self._api_key, manifest_path=str(saved)).endpoint
+        with paths.private_files():  # the state it writes and the servers it starts are private
+            return apply(self._manifest, api_key=self._api_key, manifest_path=str(saved)).endpoint
 
     def _check_script_hooks(self) -> None:
         """Hooks defined in the running script (`__main__`) will be imported by the server: import

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 from conduit.errors import DeployError
 from conduit.manifest import Manifest
-from conduit.paths import conduit_home
+from conduit.paths import conduit_home, tighten
 from conduit.render import RenderResult, render
 from conduit.serving.process import bento_folder, bentoml_home
 
@@ -88,6 +88,7 @@ def _build_rendered(rendered: RenderResult, force: bool, progress: Progress, sta
     if exists:
         store.delete(tag)
     _build_bento(rendered, store)
+    tighten(bento_folder(tag))  # BentoML makes env/docker/entrypoint.sh 0755 whatever the umask
     seconds = time.perf_counter() - start
     progress(f"✅ Built Bento {tag} in {seconds:.1f}s.")
     return BuildResult(tag, False, seconds)

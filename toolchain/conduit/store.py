@@ -10,6 +10,10 @@ honour, see `conduit.targets.honoured`). Databases made before those columns get
 
 Revision states: `starting` (launched, not yet ready), `serving` (the one the router points at),
 `archived` (replaced or rolled back from; its process stopped), `failed` (never became ready).
+They form one state machine (`TRANSITIONS`), and the store applies each move in one transaction
+(`promote`, `fail`), so an interrupted command can never leave two revisions serving: a partial
+unique index makes the database itself refuse a second serving revision of a name. A database
+made before that index gets it on opening, after any surplus serving rows are archived.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import contextlib
 import datetime as _dt
 import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,9 +29,12 @@ from pathlib import Path
 from typing import Optional
 
 from conduit.errors import ConduitError
-from conduit.paths import conduit_home
+from conduit.paths import conduit_home, make_private
 
 STATES = ("starting", "serving", "archived", "failed")
+# The revision lifecycle: where each state may go. `serving -> archived` happens only inside
+# `promote`, in the same transaction that makes the next revision serve.
+TRANSITIONS = {"starting": ("serving", "failed"), "serving": ("archived",), "archived": (), "failed": ()}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -53,6 +61,8 @@ CREATE TABLE IF NOT EXISTS revisions (
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# At most one serving revision per name, enforced by SQLite (created after `_archive_surplus_serving`).
+_ONE_SERVING_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS one_serving_revision ON revisions (name) WHERE state = 'serving'"
 # Columns added after the first release: (table, column, declaration), added where missing.
 _ADDED_COLUMNS = (
     ("revisions", "manifest_path", "TEXT"),
@@ -63,6 +73,10 @@ _ADDED_COLUMNS = (
 class DeploymentNotFound(ConduitError):
     http_status = 404
     type = "not_found"
+
+
+class InvalidTransition(ConduitError):
+    """A revision state change the lifecycle does not allow (a bug, or a concurrent command)."""
 
 
 @dataclass(frozen=True)
@@ -110,12 +124,15 @@ class Store:
 
     def __init__(self, home: Path | None = None) -> None:
         self.home = Path(home) if home is not None else conduit_home()
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_private(self.home)  # the key's hash lives here (conduit.paths: private state)
         self.path = self.home / "conduit.db"
+        # Created 0600 whatever this process's umask: SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         db = sqlite3.connect(self.path, timeout=30)
         try:
             db.executescript(_SCHEMA)
             _add_missing_columns(db)
+            _add_one_serving_index(db)
         finally:
             db.close()
 
@@ -136,14 +153,21 @@ class Store:
             db.close()
 
     @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """Serialise lifecycle commands (apply, rollback, delete) on one deployment name."""
+    def lock(self, name: str, wait: bool = True) -> Iterator[bool]:
+        """Serialise lifecycle commands (apply, rollback, delete) on one deployment name; yields
+        whether it holds the lock. With `wait=False` it yields False at once while another command
+        holds it (`status` reconciles only then: a revision `starting` under a held lock is being
+        started, not left behind). The OS drops the lock of a command that was killed."""
         locks = self.home / "locks"
         locks.mkdir(exist_ok=True)
         with open(locks / f"{name}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -216,12 +240,32 @@ class Store:
         return self.revision(name, last + 1)  # type: ignore[return-value]
 
     def update_revision(self, name: str, number: int, **fields: object) -> Revision:
-        if "state" in fields and fields["state"] not in STATES:
-            raise ValueError(f"unknown revision state {fields['state']!r}")
-        allowed = {"port", "pid", "state", "log_path", "note", "warnings"}
+        """Change a revision's details; its state changes only through `promote` and `fail`."""
+        if "state" in fields:
+            raise ValueError("a revision's state changes only through Store.promote and Store.fail")
+        allowed = {"port", "pid", "log_path", "note", "warnings"}
         if "warnings" in fields:
             fields = {**fields, "warnings": json.dumps(list(fields["warnings"]))}  # type: ignore[call-overload]
         self._update("revisions", "name = ? AND revision = ?", (name, number), fields, allowed)
+        return self.revision(name, number)  # type: ignore[return-value]
+
+    # the lifecycle's moves, each one transaction
+
+    def promote(self, name: str, number: int) -> Revision:
+        """Make a starting revision the serving one, archiving the one it replaces, atomically."""
+        with self._db() as db:
+            _require_state(db, name, number, "serving")
+            db.execute("UPDATE revisions SET state = 'archived' WHERE name = ? AND state = 'serving'", (name,))
+            db.execute("UPDATE revisions SET state = 'serving' WHERE name = ? AND revision = ?", (name, number))
+        return self.revision(name, number)  # type: ignore[return-value]
+
+    def fail(self, name: str, number: int, note: str) -> Revision:
+        """Record that a starting revision never became the serving one, and why."""
+        with self._db() as db:
+            _require_state(db, name, number, "failed")
+            db.execute(
+                "UPDATE revisions SET state = 'failed', note = ? WHERE name = ? AND revision = ?", (note, name, number)
+            )
         return self.revision(name, number)  # type: ignore[return-value]
 
     # settings (the CONDUIT_HOME's default API key hash lives here)
@@ -242,6 +286,35 @@ class Store:
         assignments = ", ".join(f"{column} = ?" for column in fields)
         with self._db() as db:
             db.execute(f"UPDATE {table} SET {assignments} WHERE {where}", (*fields.values(), *args))
+
+
+def _require_state(db: sqlite3.Connection, name: str, number: int, to: str) -> None:
+    """Refuse a move the lifecycle does not allow (inside the move's own transaction)."""
+    row = db.execute("SELECT state FROM revisions WHERE name = ? AND revision = ?", (name, number)).fetchone()
+    if row is None:
+        raise InvalidTransition(f"{name} has no revision {number}")
+    if to not in TRANSITIONS[row[0]]:
+        raise InvalidTransition(f"revision {number} of {name} is {row[0]}; it cannot become {to}")
+
+
+def _add_one_serving_index(db: sqlite3.Connection) -> None:
+    """Give a database the one-serving-revision index, archiving first what would violate it
+    (all but the newest serving revision of a name), in one transaction."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'one_serving_revision'").fetchone():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "UPDATE revisions SET state = 'archived', note = 'archived on opening: a newer revision was also serving'"
+            " WHERE state = 'serving' AND revision < (SELECT MAX(revision) FROM revisions AS newer"
+            " WHERE newer.name = revisions.name AND newer.state = 'serving')"
+        )
+        db.execute(_ONE_SERVING_INDEX)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:

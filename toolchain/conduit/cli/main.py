@@ -4,6 +4,8 @@ Each subcommand module defines `command` (a click.Command). Modules are imported
 command runs, so `conduit validate` never imports BentoML or a model framework.
 One error path for the whole CLI: a `ConduitError` becomes a one-line message (exit 1, or 2 for
 usage errors); anything else is a bug, shown with a traceback only under `--debug`.
+Every command but those writing the user's own files runs with a private umask (`conduit.paths`):
+what it creates under CONDUIT_HOME, and every process it starts, is the owner's alone.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import traceback
 
 import click
 
-from conduit import __version__
+from conduit import __version__, paths
 from conduit.errors import ConduitError, UsageError
 
 # command name -> module under conduit.cli (one small module per command)
@@ -29,11 +31,14 @@ COMMANDS = {
     "ls": "ls",
     "status": "status",
     "logs": "logs",
+    "predictions": "predictions",
     "predict": "predict",
     "rollback": "rollback",
     "delete": "delete",
     "plan": "plan",
 }
+# Commands that write the user's files (a manifest, a schema, build contexts) with the user's own umask.
+USER_FILE_COMMANDS = ("init", "schema", "render")
 
 
 def _available() -> list[str]:
@@ -57,6 +62,8 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, debug: bool) -> None:
     """Declarative model deployments you run yourself."""
     ctx.obj = {"debug": debug}
+    if ctx.invoked_subcommand not in USER_FILE_COMMANDS:
+        paths.keep_private()
 
 
 def main(argv: list[str] | None = None) -> int:

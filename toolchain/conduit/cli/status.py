@@ -3,6 +3,11 @@ warnings (fields the target does not honour), and every revision with its state.
 
 `--json` prints one object with stable keys (see `document`); `conduit ls --json` lists the same
 summary per deployment. `endpoint` is null until a revision serves (a failed first deploy has none).
+
+The state is checked, not just read from the store: `serving` means the server answers /readyz
+now; `serving (degraded: ...)` that it answers but cannot write its logs and metrics (a full disk;
+`degraded` in the JSON says why); `down (...)` that it does not answer, and why. Exit code 0 while
+it serves (degraded too) or was never started, 1 otherwise.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ def command(name: str, endpoint_only: bool, as_json: bool) -> int:
         click.echo(text(status))
     if endpoint_only:
         return 0 if status.endpoint else 1
-    return 0 if status.state in ("serving", "stopped") else 1
+    return 0 if status.serves or status.state == "stopped" else 1
 
 
 def summary(status) -> dict:
@@ -38,6 +43,7 @@ def summary(status) -> dict:
     return {
         "name": status.record.name,
         "state": status.state,
+        "degraded": status.degraded if status.serves else None,
         "endpoint": status.endpoint,
         "revision": serving.revision if serving else None,
         "bento": serving.tag if serving else None,

@@ -25,6 +25,7 @@ API_VERSION: Literal["conduit/v1"] = "conduit/v1"
 PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 HOOK_PATTERN = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"
 HOOK_KEYS = ("pre", "post")
+URL_PATTERN = r"^https?://[^\s]+$"
 MEMORY_MAX_GB = 256.0  # the largest row of the hardware table; each row may allow less
 
 
@@ -127,6 +128,40 @@ class Batching(BaseModel):
     )
 
 
+class PredictionLog(BaseModel):
+    """The prediction log: what is recorded of each request, and for how long.
+
+    The local target writes it to SQLite (`$CONDUIT_HOME/predictions/<name>.db`, read back with
+    `conduit predictions`); the kubernetes target renders KServe's `logger`, which sends CloudEvents
+    to `url`. Leaving the whole field out means the defaults below: everything recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Record requests at all.", examples=[True])
+    sample: float = Field(
+        1.0, ge=0.0, le=1.0, description="Fraction of requests recorded, 0.0 to 1.0.", examples=[1.0]
+    )
+    payloads: bool = Field(
+        True,
+        description="Record each data point's input and output; false keeps only ids, timings, "
+        "status and errors (for sensitive data).",
+        examples=[True],
+    )
+    retention_days: int = Field(
+        30, ge=1, le=3650, description="Records older than this many days are deleted.", examples=[30]
+    )
+    max_mb: int = Field(
+        512, ge=1, le=1048576, description="Most megabytes the log may hold; the oldest records go first.", examples=[512]
+    )
+    url: Optional[str] = Field(
+        None,
+        pattern=URL_PATTERN,
+        description="kubernetes target: where KServe's logger sends each request and response as "
+        "CloudEvents (an http(s) URL of a sink). The local target does not use it.",
+        examples=["http://message-dumper.default.svc.cluster.local"],
+    )
+
+
 class Manifest(BaseModel):
     """A conduit deployment: what to serve, on what hardware, and how to scale it."""
 
@@ -184,6 +219,12 @@ class Manifest(BaseModel):
         description="Opt-in adaptive batching of concurrent requests.",
         examples=[{"max_batch_size": 32, "max_latency_ms": 10}],
     )
+    prediction_log: Optional[PredictionLog] = Field(
+        None,
+        description="The prediction log (every request's ids, timing, status, input and output); "
+        "left out, every request is recorded with its payloads, kept 30 days or 512 MB.",
+        examples=[{"sample": 1.0, "payloads": True, "retention_days": 30, "max_mb": 512}],
+    )
 
     # Folder that relative paths resolve against: the manifest's folder, or the working directory
     # for `Conduit(...)`. Not serialised; part of equality (same text, other folder = other files).
@@ -216,6 +257,11 @@ class Manifest(BaseModel):
     def resolve(self, relative: str) -> Path:
         """A path from the manifest, made absolute against the manifest's folder."""
         return (self._base_dir / relative).resolve()
+
+    @property
+    def prediction_log_settings(self) -> PredictionLog:
+        """The prediction log as configured, or the defaults when the manifest leaves it out."""
+        return self.prediction_log or PredictionLog.model_validate({})
 
     @property
     def resolved_hardware(self) -> Hardware:

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from conduit.artifacts import TYPE_FRAMEWORKS, inspect_artifact, model_type_of
 from conduit.hardware import HARDWARE, Hardware
+from conduit.manifest.confine import escape, names_local_path
 from conduit.manifest.hook_imports import hook_import_problems
 from conduit.manifest.model import (
     HOOK_KEYS,
@@ -49,12 +50,14 @@ def check_meaning(data: dict, base_dir: Path, import_hooks: bool = False) -> tup
     found: list[Problem] = []
     for index, stage in _stages(data):
         found += _stage_problems(("flow", index), stage, base_dir)
-        found += _model_folder_warnings(("flow", index), stage, base_dir)
+        found += _model_folder_problems(("flow", index), stage, base_dir)
     found += _replica_problems(data) + _memory_problems(data) + _hardware_warnings(data)
-    found += _file_problems(("requirements_file",), data.get("requirements_file"), base_dir)
+    requirements_problems = _file_problems(("requirements_file",), data.get("requirements_file"), base_dir)
+    found += requirements_problems
     if import_hooks:
         hooks, model_types = _importable_hooks(data, base_dir), _model_types(data)
-        found += hook_import_problems(hooks, base_dir, data.get("requirements_file"), model_types)
+        requirements = None if requirements_problems else data.get("requirements_file")  # never read one outside
+        found += hook_import_problems(hooks, base_dir, requirements, model_types)
     return [p for p in found if p.severity != "warning"], [p for p in found if p.severity == "warning"]
 
 
@@ -166,6 +169,9 @@ def _expected(model_type: ModelType) -> str:
 
 
 def _artifact_path_problems(at: KeyPath, model_type: ModelType, path: str, base_dir: Path) -> list[Problem]:
+    outside = _outside_problems(at, path, base_dir)
+    if outside:
+        return outside
     target = base_dir / path
     wants_folder = MODEL_TYPES[model_type].folder
     if not wants_folder and target.suffix.lower() not in MODEL_TYPES[model_type].suffixes:
@@ -199,9 +205,18 @@ def _content_problems(at: KeyPath, model_type: ModelType, path: str, target: Pat
     return [Problem(message, at, path, hint, severity="warning")]
 
 
-def _file_problems(at: KeyPath, path: Any, base_dir: Path, what: str = "file") -> list[Problem]:
+def _outside_problems(at: KeyPath, path: str, base_dir: Path, value: Any = None) -> list[Problem]:
+    """A path leading out of the manifest's tree (`conduit.manifest.confine`); `value`: as written, if not `path`."""
+    found = escape(path, base_dir)
+    return [Problem(found.message, at, value or path, found.hint)] if found else []
+
+
+def _file_problems(at: KeyPath, path: Any, base_dir: Path, what: str = "file", value: Any = None) -> list[Problem]:
     if not isinstance(path, str):
         return []
+    outside = _outside_problems(at, path, base_dir, value)
+    if outside:
+        return outside
     target = base_dir / path
     if not target.is_file():
         return [Problem(f"{what} '{path}' not found next to the manifest", at, path, f"looked for {target}")]
@@ -212,7 +227,7 @@ def _hook_problems(at: KeyPath, hook: Any, base_dir: Path) -> list[Problem]:
     if not isinstance(hook, str) or not re.match(HOOK_PATTERN, hook):
         return []
     file_name, function = hook.rsplit(":", 1)
-    missing = _file_problems(at, file_name, base_dir, what="hook file")
+    missing = _file_problems(at, file_name, base_dir, what="hook file", value=hook)
     if missing:
         return missing
     try:
@@ -246,13 +261,15 @@ def _importable_hooks(data: dict, base_dir: Path) -> list[tuple[KeyPath, str]]:
     ]
 
 
-def _model_folder_warnings(at: KeyPath, stage: dict, base_dir: Path) -> list[Problem]:
-    """A Hugging Face `model` that is not a local folder must already sit in the offline cache."""
+def _model_folder_problems(at: KeyPath, stage: dict, base_dir: Path) -> list[Problem]:
+    """A Hugging Face `model` that names a local folder must stay in the manifest's tree; one that
+    is not a local folder must already sit in the offline cache (a warning)."""
     model = stage.get("model")
     if _member(ModelType, stage.get("model_type")) != ModelType.HUGGINGFACE_PIPELINE or not isinstance(model, str):
         return []
-    if (base_dir / model).is_dir():
-        return []
+    outside = _outside_problems(at + ("model",), model, base_dir) if names_local_path(model, base_dir) else []
+    if outside or (base_dir / model).is_dir():
+        return outside
     message = (
         f"model '{model}' is not a folder next to the manifest; it must already be in the local Hugging Face cache"
     )

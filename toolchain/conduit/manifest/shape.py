@@ -15,12 +15,13 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from conduit.hardware import Hardware
-from conduit.manifest.model import PYTHON_VERSIONS, Batching, Manifest, Stage
+from conduit.manifest.model import PYTHON_VERSIONS, Batching, Manifest, PredictionLog, Stage
 from conduit.manifest.names import name_problem, suggest_name
 from conduit.manifest.problems import KeyPath, ManifestInvalid, Problem, did_you_mean, show
 from conduit.model_types import ModelType
 
 Message = tuple[str, Optional[str]]  # (message, hint)
+NESTED_MODELS: dict[str, type[BaseModel]] = {"batching": Batching, "prediction_log": PredictionLog}
 
 
 def check_shape(data: dict) -> tuple[Optional[Manifest], list[Problem]]:
@@ -76,7 +77,7 @@ def _unknown_key(field: str, value: Any, ctx: dict, path: KeyPath) -> Message:
 def _model_at(path: KeyPath) -> type[BaseModel]:
     if path[:1] == ("flow",):
         return Stage
-    return Batching if path[:1] == ("batching",) else Manifest
+    return NESTED_MODELS.get(str(path[0]), Manifest) if path else Manifest
 
 
 def _keys_of(model: type[BaseModel]) -> list[str]:
@@ -116,6 +117,8 @@ def _literal(field: str, value: Any, ctx: dict, path: KeyPath) -> Message:
 def _pattern(field: str, value: Any, ctx: dict, path: KeyPath) -> Message:
     if field == "name":
         return name_problem(value) or f"name {show(value)} is not allowed", f"did you mean `{suggest_name(value)}`?"
+    if field == "url":
+        return f"url {show(value)} must be an http:// or https:// URL", "e.g. `http://message-dumper.default.svc.cluster.local`"
     return f"hook {show(value)} must be written `file.py:function`", "e.g. `hooks.py:to_labels`"
 
 

@@ -10,6 +10,7 @@ the methods they have.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -50,15 +51,46 @@ def count_rows(value: Any) -> Optional[int]:
 
 def to_array(data: Any, dtype: Any = np.float32) -> np.ndarray:
     """A batch array of `dtype` (rank >= 2); a single data point becomes a batch of one."""
-    if _is_tensor(data):
-        data = data.detach().cpu().numpy()
-    try:
-        array = np.asarray(data, dtype=dtype)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"expected numbers of dtype {np.dtype(dtype).name}, received {describe(data)}") from exc
+    array = numeric_array(data, f"expected numbers of dtype {np.dtype(dtype).name}")
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: the output check says so
+        array = array.astype(dtype, copy=False)
     if array.ndim == 0:
         raise InputError(f"expected a list of data points, received a single value {describe(data)}")
     return array[np.newaxis, ...] if array.ndim == 1 else array
+
+
+def numeric_array(data: Any, expects: str = "expected numbers of dtype float32") -> np.ndarray:
+    """`data` as a numpy array of numbers (booleans count), refusing what numpy would coerce
+    silently: a null would become NaN and "5.1" would become 5.1 (InputError, 422). A `pre` hook
+    that wants either turns it into numbers itself; NaN already in an array (XGBoost's missing
+    value) is the hook's choice and passes."""
+    if _is_tensor(data):
+        data = data.detach().cpu().numpy()
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError) as exc:  # ragged rows
+        raise InputError(f"{expects}, received {describe(data)}") from exc
+    if array.dtype.kind == "O" and all(is_number(item) for item in array.flat):
+        return array  # Python ints beyond 64 bits: numbers, if unusual ones
+    if array.dtype.kind not in _NUMERIC_KINDS:
+        raise InputError(f"{expects}, received {describe(data)}{_not_numbers_hint(array)}")
+    return array
+
+
+def non_finite_count(value: Any) -> int:
+    """How many NaN or infinite numbers a model output holds (arrays, tensors, and the lists,
+    tuples and dicts of them a runtime or hook returns); 0 for anything without floats."""
+    if _is_tensor(value):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return int(value.size - np.count_nonzero(np.isfinite(value))) if value.dtype.kind in "fc" else 0
+    if isinstance(value, (float, np.floating)):
+        return 0 if math.isfinite(value) else 1
+    if isinstance(value, dict):
+        return sum(non_finite_count(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(non_finite_count(item) for item in value)
+    return 0
 
 
 def to_texts(data: Any) -> list[str]:
@@ -176,6 +208,16 @@ def _kinds(data: Any) -> str:
 
 
 _KIND_NAMES = {str: "strings", bool: "booleans", dict: "objects", type(None): "nulls"}
+_NUMERIC_KINDS = "biuf"  # numpy dtype kinds: bool, int, unsigned, float
+
+
+def _not_numbers_hint(array: np.ndarray) -> str:
+    """Why the values are refused, for the two cases numpy would have let through."""
+    if array.dtype.kind in "US":
+        return " (numbers as strings are not converted: send them as JSON numbers)"
+    if array.dtype.kind == "O" and any(item is None for item in array.flat):
+        return " (a null is not a number: fill it in, or add a pre hook that does)"
+    return ""
 
 
 def _clip(text: str, limit: int = 60) -> str:

@@ -59,12 +59,27 @@ class FlowStage:
         """The model, then the `post` hook, on what `prepare` returned."""
         with _labelled(self.label):
             try:
-                value = self.runtime.predict(value, context["parameters"])
+                output = self.runtime.predict(value, context["parameters"])
             except MODEL_INPUT_ERRORS as exc:
                 if type(exc).__name__ == "OutOfMemoryError":  # torch's CUDA OOM: the device is full, not the input bad
                     raise Overloaded(f"the GPU ran out of memory on input {convert.describe(value)}") from exc
                 raise InputError(f"the model rejected input {convert.describe(value)}: {exc}") from exc
-            return value if self.post is None else self.post(value, **context)
+            if self.post is not None:
+                output = self.post(output, **context)
+            self._require_finite(output, value)
+            return output
+
+    def _require_finite(self, output: Any, value: Any) -> None:
+        """NaN and infinity have no JSON form (they would reach the caller as null): a 422, unless
+        the post hook turned them into something that has one."""
+        count = convert.non_finite_count(output)
+        if count:
+            source = "the model" if self.post is None else f"the post hook {self.post.spec}"
+            raise InputError(
+                f"{source} returned a non-finite value (NaN or infinity) {count} time(s) for input "
+                f"{convert.describe(value)}: check that the input is in the range the model was trained on"
+                + ("" if self.post is not None else ", or add a post hook that handles such values")
+            )
 
 
 class Flow:

@@ -10,7 +10,8 @@ CLI use `serve_command` / `serve_env` from here to start a built bento.
     asgi.py       the raw-ASGI fast path for POST /predict, in front of the BentoML app
     metrics.py    Prometheus counts and durations of /predict on the bento's /metrics
     bento.py      what a bento knows about itself (its lock file and service settings)
-    process.py    how to serve a built bento: the command line and its environment
+    process.py    how to serve a built bento: the command line and its environment, and the
+                  one place that uses BentoML's private API (arbiter sockets, metrics folder)
 """
 from __future__ import annotations
 

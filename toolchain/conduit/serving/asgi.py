@@ -17,12 +17,18 @@ Where it sits is set by CONDUIT_FAST_PATH:
 """
 from __future__ import annotations
 
+import asyncio
 import os
 
+from conduit.errors import PayloadTooLarge
 from conduit.serving.handler import PredictHandler
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 FAST_PATH_ENV = "CONDUIT_FAST_PATH"
+# How much of an unread body an early answer waits for (nginx's lingering close, smaller).
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+DRAIN_MAX_S = 10.0
+DRAIN_IDLE_S = 2.0
 
 
 def fast_path_mode() -> str:
@@ -47,15 +53,59 @@ class PredictMiddleware:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        status, body = await self.handler.respond(scope["headers"], receive)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        request_body = RequestBody(receive)
+        status, body = await self.handler.respond(scope["headers"], request_body.receive)
+        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        if request_body.complete or request_body.awaits_continue(scope["headers"]):
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await answer_early(send, status, headers, body, request_body)
+
+
+async def answer_early(send, status: int, headers: list, body: bytes, request_body: RequestBody) -> None:
+    """A response sent before the request's body was read (401, 413, 503). Closing a socket whose
+    receive buffer still holds unread bytes makes the kernel send a reset, which destroys the
+    response on its way to the client; uvicorn closes at once after a `Connection: close` request.
+    So: send the whole response, then read and drop the rest of the body (bounded), then finish."""
+    if status == PayloadTooLarge.http_status:
+        headers.append((b"connection", b"close"))  # the rest of a too-large body is not worth a keep-alive
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    await request_body.drain()
+    await send({"type": "http.response.body", "body": b""})
+
+
+class RequestBody:
+    """The request's ASGI receive, noting whether the whole body has arrived."""
+
+    def __init__(self, receive) -> None:
+        self._receive = receive
+        self.complete = False
+        self.started = False
+
+    async def receive(self) -> dict:
+        message = await self._receive()
+        self.started = True
+        self.complete = message["type"] == "http.disconnect" or not message.get("more_body", False)
+        return message
+
+    def awaits_continue(self, headers) -> bool:
+        """A client that sent `Expect: 100-continue` and got no 100 sends no body: nothing to drain."""
+        return not self.started and any(name == b"expect" and value.lower() == b"100-continue" for name, value in headers)
+
+    async def drain(self, limit: int = DRAIN_MAX_BYTES, seconds: float = DRAIN_MAX_S, idle: float = DRAIN_IDLE_S) -> None:
+        """Read and drop the body until it ends, the client goes quiet for `idle` seconds, or
+        `limit` bytes or `seconds` have gone by (then the client has had time to read the answer)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        drained = 0
+        while not self.complete and drained <= limit and loop.time() < deadline:
+            try:
+                message = await asyncio.wait_for(self.receive(), min(idle, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                return
+            drained += len(message.get("body", b""))
 
 
 class DocsAlias:
@@ -72,3 +122,25 @@ class DocsAlias:
             return
         await send({"type": "http.response.start", "status": 307, "headers": [(b"location", self.target), (b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
+
+
+class OnShutdown:
+    """Calls `callback` when the server tells the app it is shutting down (ASGI lifespan), before
+    the app hears it: a forked worker ends with os._exit, which runs no atexit handler."""
+
+    def __init__(self, app, callback) -> None:
+        self.app = app
+        self.callback = callback
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def watched() -> dict:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                self.callback()
+            return message
+
+        await self.app(scope, watched, send)

@@ -9,6 +9,7 @@ Response 200: `{"result", "run_id", "run_time_ms", "prediction_ids"}`; errors:
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -90,23 +91,36 @@ def _parameters(parameters: Any) -> Optional[dict]:
 
 
 def new_run_id() -> str:
-    return str(uuid.uuid4())
+    return time_ordered_ids(1)[0]
 
 
 def prediction_ids(count: int) -> list[str]:
-    """`count` random (version 4) UUIDs from one urandom call: cheap for large batches."""
-    raw = os.urandom(16 * count)
-    return [str(uuid.UUID(bytes=raw[i * 16 : i * 16 + 16], version=4)) for i in range(count)]
+    return time_ordered_ids(count)
 
 
-def success_body(result: list, run_id: str, run_time_ms: float) -> bytes:
-    """The 200 envelope: one prediction id per item of `result` (one per data point)."""
+def time_ordered_ids(count: int) -> list[str]:
+    """`count` version 7 UUIDs (RFC 9562): the unix time in milliseconds, then 74 random bits,
+    from one urandom call. Ordered by time, they land at the end of the prediction log's indexes
+    (random version 4 ids cost ten times as much to index there), and say when they were made."""
+    head = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76
+    raw = os.urandom(10 * count)
+    ids = []
+    for i in range(count):
+        random_bits = int.from_bytes(raw[i * 10 : i * 10 + 10], "big")
+        value = head | (random_bits >> 68) << 64 | 0b10 << 62 | (random_bits & (1 << 62) - 1)
+        ids.append(str(uuid.UUID(int=value)))
+    return ids
+
+
+def success_body(result: list, run_id: str, run_time_ms: float, ids: Optional[list[str]] = None) -> bytes:
+    """The 200 envelope: one prediction id per item of `result` (one per data point); `ids`
+    when the caller has made them already (to record them in the prediction log)."""
     return orjson.dumps(
         {
             "result": result,
             "run_id": run_id,
             "run_time_ms": round(run_time_ms, 3),
-            "prediction_ids": prediction_ids(len(result)),
+            "prediction_ids": prediction_ids(len(result)) if ids is None else ids,
         },
         option=_DUMP_OPTIONS,
     )

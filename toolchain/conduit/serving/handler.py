@@ -15,7 +15,16 @@ from typing import Any, Callable, Optional
 from conduit.errors import BadRequest, ConduitError, Overloaded, PayloadTooLarge
 from conduit.runtimes.uploads import UploadedFile
 from conduit.serving.auth import KeyCheck
-from conduit.serving.contract import PredictRequest, error_body, new_run_id, parse_form_fields, parse_json, success_body
+from conduit.serving.contract import (
+    PredictRequest,
+    error_body,
+    new_run_id,
+    parse_form_fields,
+    parse_json,
+    prediction_ids,
+    success_body,
+)
+from conduit.serving.prediction_log import Exchange
 
 logger = logging.getLogger("conduit.serving")
 
@@ -111,29 +120,39 @@ class PredictHandler:
         self.limits = limits
         self.predictor = predictor  # set once the worker has loaded the Flow
         self.metrics = metrics  # conduit.serving.metrics.PredictMetrics, or None
+        self.prediction_log: Any = None  # conduit.serving.prediction_log.PredictionLog, or None
         self.in_flight = 0
 
     async def respond(self, headers: Headers, receive: Receive) -> tuple[int, bytes]:
         started = time.perf_counter()
-        status, body = await self._respond(headers, receive)
+        exchange = Exchange(new_run_id(), time.time())
+        status, body = await self._respond(headers, receive, exchange)
+        elapsed = time.perf_counter() - started
         if self.metrics is not None:
-            self.metrics.record(status, time.perf_counter() - started)
+            self.metrics.record(status, elapsed)
+        if self.prediction_log is not None:
+            self.prediction_log.record(exchange, status, elapsed)
         return status, body
 
-    async def _respond(self, headers: Headers, receive: Receive) -> tuple[int, bytes]:
-        run_id = new_run_id()
+    async def _respond(self, headers: Headers, receive: Receive, exchange: Exchange) -> tuple[int, bytes]:
+        run_id = exchange.run_id
         try:
-            return 200, await self._predict(list(headers), receive, run_id)
+            return 200, await self._predict(list(headers), receive, exchange)
         except ConduitError as exc:
             if exc.http_status >= 500 and not isinstance(exc, Overloaded):  # a 503 is back-pressure, not a failure
                 log_failure(run_id, exc)
-            return exc.http_status, error_body(exc, run_id)
+            return exc.http_status, self._error(exc, exchange)
         except Exception as exc:  # noqa: BLE001 a bug in conduit or in the model code: say so, keep serving
             log_failure(run_id, exc)
             error = ConduitError(f"internal error: {type(exc).__name__}: {exc}")
-            return 500, error_body(error, run_id)
+            return 500, self._error(error, exchange)
 
-    async def _predict(self, headers: list, receive: Receive, run_id: str) -> bytes:
+    @staticmethod
+    def _error(error: ConduitError, exchange: Exchange) -> bytes:
+        exchange.error = error.to_json()
+        return error_body(error, exchange.run_id)
+
+    async def _predict(self, headers: list, receive: Receive, exchange: Exchange) -> bytes:
         authorization, content_type, content_length = header_values(
             headers, b"authorization", b"content-type", b"content-length"
         )
@@ -145,10 +164,12 @@ class PredictHandler:
         self.in_flight += 1
         try:
             request = await self._read(headers, receive, content_type, content_length)
+            exchange.data = request.data
             result, run_time_ms = await self.predictor.predict(request)
         finally:
             self.in_flight -= 1
-        return success_body(result, run_id, run_time_ms)
+        exchange.result, exchange.run_time_ms, exchange.prediction_ids = result, run_time_ms, prediction_ids(len(result))
+        return success_body(result, exchange.run_id, run_time_ms, exchange.prediction_ids)
 
     async def _read(self, headers: list, receive: Receive, content_type: Optional[bytes], length: Optional[bytes]) -> PredictRequest:
         body = await read_body(receive, length, self.limits.max_body_bytes)

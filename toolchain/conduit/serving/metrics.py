@@ -4,7 +4,13 @@ The fast path answers /predict in front of BentoML's traffic-metrics middleware,
 its requests itself: `conduit_predict_requests_total{status}` and
 `conduit_predict_duration_seconds{status}` (time in the handler: auth, parse, model, envelope).
 prometheus_client is what BentoML's /metrics serves from; under `bentoml serve` it runs in
-multiprocess mode, so every worker's counts add up. About 1-2 us per request.
+multiprocess mode, so every worker's counts add up; each served revision has a multiprocess
+folder of its own (`serving.process.count_metrics_in`), so a deployment's /metrics counts its
+requests only, from its revision's start. About 1-2 us per request.
+
+Serving never depends on writing them: the multiprocess files are written through
+`conduit.serving.metric_files`, which keeps a worker's counts in memory (and says so once in its
+log) when the disk has no room, instead of letting a write into an unbacked page kill the worker.
 """
 from __future__ import annotations
 
@@ -19,6 +25,11 @@ class PredictMetrics:
     def __init__(self) -> None:
         from prometheus_client import Counter, Histogram
 
+        from conduit.serving import metric_files
+
+        metric_files.install()  # before this process writes its first value
+        self._files = metric_files
+
         self._requests = Counter("conduit_predict_requests", "POST /predict requests answered", ["status"])
         self._duration = Histogram(
             "conduit_predict_duration_seconds", "Time to answer POST /predict", ["status"], buckets=DURATION_BUCKETS
@@ -32,6 +43,8 @@ class PredictMetrics:
             children = self._by_status[status] = (self._requests.labels(label), self._duration.labels(label))
         children[0].inc()
         children[1].observe(seconds)
+        if self._files.untold is not None:  # a notice the full disk kept out of the log so far
+            self._files.tell()
 
 
 def predict_metrics() -> Optional[PredictMetrics]:

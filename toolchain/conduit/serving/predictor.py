@@ -76,10 +76,14 @@ class Predictor:
 
     @classmethod
     def load(cls, bento_dir: Path, timeout_s: Optional[float] = None) -> Predictor:
-        from conduit.runtimes.flow import Flow
         from conduit.serving.bento import load_manifest
 
-        manifest = load_manifest(bento_dir)
+        return cls.for_manifest(load_manifest(bento_dir), timeout_s=timeout_s)
+
+    @classmethod
+    def for_manifest(cls, manifest: Any, timeout_s: Optional[float] = None) -> Predictor:
+        from conduit.runtimes.flow import Flow
+
         return cls(Flow.load(manifest), manifest.batching, timeout_s=timeout_s)
 
     def _predict_batch(self, data: list, parameters: Optional[dict] = None) -> list:

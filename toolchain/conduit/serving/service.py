@@ -22,7 +22,7 @@ STARTING_WORKER = startup.begin_in_bentoml_worker()
 
 from bentoml import Service  # noqa: E402
 
-from conduit.serving.asgi import DocsAlias, PredictMiddleware, fast_path_mode  # noqa: E402
+from conduit.serving.asgi import DocsAlias, OnShutdown, PredictMiddleware, fast_path_mode  # noqa: E402
 from conduit.serving.auth import KeyCheck  # noqa: E402
 from conduit.serving.handler import Limits, PredictHandler  # noqa: E402
 from conduit.serving.metrics import predict_metrics  # noqa: E402
@@ -43,9 +43,14 @@ class ServiceRuntime:
 
     def load(self) -> None:
         """Load the Flow; called in each worker when BentoML creates the service instance."""
+        from conduit.serving import prediction_log
+        from conduit.serving.bento import load_manifest
         from conduit.serving.predictor import Predictor
 
-        self.handler.predictor = Predictor.load(self.bento_dir, timeout_s=self.timeout_s)
+        manifest = load_manifest(self.bento_dir)
+        # First, so the 503s answered while the model loads are recorded too.
+        self.handler.prediction_log = prediction_log.open_for(manifest)
+        self.handler.predictor = Predictor.for_manifest(manifest, timeout_s=self.timeout_s)
         if STARTING_WORKER:
             startup.settle()  # the model and its framework are in: collect at the usual rate
 
@@ -72,6 +77,12 @@ class ServiceRuntime:
         elif mode == "inner":
             service.add_asgi_middleware(PredictMiddleware, handler=self.handler, path=PREDICT_ROUTE)
         service.add_front_middleware(DocsAlias)  # after the fast path: /predict meets no extra layer
+        service.add_front_middleware(OnShutdown, callback=self.shutdown)
+
+    def shutdown(self) -> None:
+        """The worker is stopping: write what its prediction log still holds."""
+        if self.handler.prediction_log is not None:
+            self.handler.prediction_log.close()
 
 
 class ConduitService(Service):
@@ -88,6 +99,9 @@ class ConduitService(Service):
         self.__dict__.setdefault("front_middlewares", []).append((middleware_cls, options))
 
     def to_asgi(self, is_main: bool = True):
+        from conduit.serving import http_protocol
+
+        http_protocol.install()  # the worker's uvicorn loads its protocol after this: pipelined answers in order
         app = super().to_asgi(is_main)
         for middleware_cls, options in reversed(self.__dict__.get("front_middlewares", [])):
             app = middleware_cls(app, **options)

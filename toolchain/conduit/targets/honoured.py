@@ -15,7 +15,10 @@ What the targets really do today:
   (python_version and requirements_file are not installed); memory is not enforced; `cpu` workers
   share the machine's cores; a GPU is used only when the framework sees CUDA.
 - kubernetes: every field is honoured (KServe/Knative replicas and scale-to-zero retention,
-  requests and limits, the GPU request and node selector, the image's Python and requirements).
+  requests and limits, the GPU request and node selector, the image's Python and requirements),
+  except what KServe's logger cannot do of a `prediction_log` the manifest writes: it needs a sink
+  `url`, always sends bodies (payloads: false renders no logger), never samples, keeps nothing.
+  The local target records to SQLite and has no use for `prediction_log.url`.
 """
 from __future__ import annotations
 
@@ -84,10 +87,31 @@ def gpu_stages(manifest: Any) -> list[str]:
     ]
 
 
+def kserve_logger_gap(manifest: Any) -> str:
+    """What KServe's logger does not do of a `prediction_log` the manifest writes ('' for none).
+    Left out, the log is the local target's default; a cluster has no sink to send it to."""
+    if manifest.prediction_log is None or not manifest.prediction_log.enabled:
+        return ""
+    settings = manifest.prediction_log
+    if settings.url is None:
+        return "prediction_log has no url: the kubernetes target records nothing (KServe's logger needs a sink: set prediction_log.url)"
+    if not settings.payloads:
+        return "prediction_log.payloads false: KServe's logger always sends bodies, so no logger is rendered"
+    ignored = [key for key in ("sample", "retention_days", "max_mb") if key in settings.model_fields_set]
+    if ignored:
+        return (
+            f"prediction_log {' and '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} not honoured by the kubernetes "
+            "target: KServe's logger sends every request to the sink, which keeps them"
+        )
+    return ""
+
+
 def facts(manifest: Any) -> dict[str, Any]:
     gpu = asks_for_gpu(manifest) and gpu_stages(manifest)
     return {
+        "kserve_logger_gap": kserve_logger_gap(manifest),
         **{field: getattr(manifest, field) for field in FIELDS},
+        "name": manifest.name,
         "hardware": manifest.resolved_hardware,
         "cores": cores(),
         "serving_python": serving_python(),
@@ -116,7 +140,10 @@ def gpu_never_used(manifest: Any) -> bool:
     return asks_for_gpu(manifest) and not gpu_stages(manifest)
 
 
-FIELDS = ("hardware", "cpu", "memory", "cooldown", "min_replicas", "max_replicas", "requirements_file", "python_version")
+FIELDS = (
+    "hardware", "cpu", "memory", "cooldown", "min_replicas", "max_replicas", "requirements_file", "python_version",
+    "prediction_log",
+)
 
 TARGETS: dict[str, dict[str, Row]] = {
     "local": {
@@ -149,8 +176,16 @@ TARGETS: dict[str, dict[str, Row]] = {
             "python_version {python_version}{default} is not honoured by the local target: "
             "the flow runs on conduit's own Python {serving_python}",
         ),
+        "prediction_log": Gap(
+            lambda m: m.prediction_log is not None and m.prediction_log.url is not None,
+            "prediction_log.url is used by the kubernetes target only: the local target records to "
+            "$CONDUIT_HOME/predictions/{name}.db",
+        ),
     },
-    "kubernetes": {field: HONOURED for field in FIELDS},
+    "kubernetes": {
+        **{field: HONOURED for field in FIELDS},
+        "prediction_log": Gap(lambda m: bool(kserve_logger_gap(m)), "{kserve_logger_gap}"),
+    },
 }
 
 # Remarks that hold whatever the target: field -> gap.

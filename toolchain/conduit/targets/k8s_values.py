@@ -105,6 +105,16 @@ def concurrency_target(manifest: Manifest, row: HardwareSpec) -> int:
     return 4 if row.is_gpu else 2 * manifest.cpu
 
 
+def request_logger(manifest: Manifest) -> dict:
+    """`prediction_log` -> KServe's `logger`: its agent sends each request and response as a
+    CloudEvent to the sink at `url` (mode all). Nothing without a url, with the log off, or with
+    payloads off, since KServe's logger always sends bodies (see targets/honoured.py)."""
+    settings = manifest.prediction_log_settings
+    if not settings.enabled or not settings.payloads or settings.url is None:
+        return {}
+    return {"logger": {"mode": "all", "url": settings.url}}
+
+
 def secret_name(manifest: Manifest) -> str:
     return f"{manifest.name}-conduit-auth"
 

@@ -119,10 +119,12 @@ def delete(name: str, namespace: Optional[str] = None, context: Optional[str] = 
 
 
 def api_key_sha256_from_env() -> Optional[str]:
-    """The hash of `CONDUIT_API_KEY`, when set: the only form of the key that leaves this process."""
+    """The hash of `CONDUIT_API_KEY`, when set: the only form of the key that leaves this process.
+    It must pass the same checks as a local deployment's key (`conduit.keys.explicit_key`)."""
+    from conduit.keys import explicit_key
     from conduit.serving.auth import key_sha256
 
-    key = os.environ.get("CONDUIT_API_KEY")
+    key = explicit_key() if os.environ.get("CONDUIT_API_KEY") else None
     return key_sha256(key) if key else None
 
 
@@ -169,6 +171,7 @@ def _context(manifest: Manifest, ref: values.ImageRef, api_key_sha256: Optional[
         "annotations": values.tag_annotations(ref),
         "isvc_annotations": {**values.tag_annotations(ref), **values.knative_annotations(manifest)},
         "scale_target": values.concurrency_target(manifest, row),
+        "request_logger": values.request_logger(manifest),
         "scheduling": values.scheduling(row),
         "container": values.container(manifest, ref, row),
         "port": values.BENTO_PORT,

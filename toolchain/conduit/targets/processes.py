@@ -2,6 +2,11 @@
 
 Every process conduit starts is a session leader (its pid is its process group), runs one of
 conduit's own modules (so a recycled pid is never mistaken for ours), and writes to a log file.
+
+A revision's processes are found by that log: the supervisor, the BentoML arbiter it forks and
+every worker write their output to the revision's log, however they were re-parented or
+re-sessioned, so a supervisor killed outright (SIGKILL leaves the arbiter and its workers serving)
+still leaves them findable, and no unrelated process (a recycled pid) carries that mark.
 """
 from __future__ import annotations
 
@@ -120,6 +125,52 @@ def stop(pid: Optional[int], module: str, grace_s: float = 30.0) -> None:
         if not is_ours(pid, module):
             return
         time.sleep(0.05)
+
+
+def stop_revision(pid: Optional[int], log_path: Optional[str | Path], grace_s: float = 30.0) -> int:
+    """Stop a revision's supervisor (`stop`), then whatever of the revision is left without one;
+    returns how many processes ran (0: nothing of it was running)."""
+    running = len(writers_of(log_path)) or int(is_ours(pid, SUPERVISOR_MODULE))  # no log path: never started
+    stop(pid, SUPERVISOR_MODULE, grace_s)
+    stop_writers(log_path)
+    return running
+
+
+def writers_of(log_path: Optional[str | Path]) -> list[psutil.Process]:
+    """The live processes whose standard output is `log_path` (read from /proc: Linux)."""
+    if not log_path:
+        return []
+    target = os.path.realpath(log_path)
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(OSError):  # gone, a zombie (no descriptors), or not ours to read
+            if os.readlink(f"/proc/{process.pid}/fd/1") == target:
+                found.append(process)
+    return found
+
+
+def stop_writers(log_path: Optional[str | Path], grace_s: float = 10.0) -> None:
+    """SIGTERM every process writing `log_path` (BentoML's arbiter then stops its workers), and
+    SIGKILL whatever is left after `grace_s`."""
+    if not signal_until_gone(log_path, signal.SIGTERM, grace_s):
+        signal_until_gone(log_path, signal.SIGKILL, 30.0)
+
+
+def signal_until_gone(log_path: Optional[str | Path], signum: int, timeout_s: float) -> bool:
+    """Send `signum` to every process writing `log_path`, once each, until none is left (one an
+    arbiter starts meanwhile gets it too); whether none is left within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    signalled: set[int] = set()
+    while left := writers_of(log_path):
+        if time.monotonic() > deadline:
+            return False
+        for process in left:
+            if process.pid not in signalled:
+                with contextlib.suppress(psutil.Error):
+                    process.send_signal(signum)
+                signalled.add(process.pid)
+        time.sleep(0.1)
+    return True
 
 
 def kill_tree(root: int, keep_root: bool = False) -> list[psutil.Process]:

@@ -192,6 +192,7 @@ def run(coroutine) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # private, as conduit.paths.keep_private (not imported: the router imports no conduit)
     parser = argparse.ArgumentParser(prog="conduit.targets.router")
     parser.add_argument("--fd", type=int, required=True, help="an inherited listening socket")
     parser.add_argument("--backend-file", type=Path, required=True)

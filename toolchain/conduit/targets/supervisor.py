@@ -12,7 +12,13 @@ in its own process group, with output going to the supervisor's stdout (the revi
 - SIGTERM stops the server gracefully (BentoML's arbiter stops its workers), then anything left
   among its descendants or in its process group is killed, so no worker outlives its revision.
   BentoML starts each worker in a session of its own; the supervisor is a child subreaper, so the
-  workers of an arbiter that crashed are re-parented to it and still found.
+  workers of an arbiter that crashed are re-parented to it and still found. (A supervisor killed
+  outright cannot clean up: `processes.stop_revision` finds what it left by the revision's log.)
+- Nothing of the server listens but its HTTP port: BentoML's arbiter takes its commands on Unix
+  sockets in a private folder of the supervisor, and counts the revision's Prometheus metrics in
+  the revision's own folder ($CONDUIT_METRICS_DIR, removed when the supervisor ends); see
+  `conduit.serving.process.serve_privately`. (Only the warm start does this: a supervisor whose
+  BentoML CLI did not import runs a plain `bentoml serve`.)
 
 Warm start: when CMD is `python -m bentoml serve ...`, the supervisor imports BentoML's CLI once
 and runs `bentoml serve` in a fork of itself, so neither the first start nor a restart pays that
@@ -31,17 +37,19 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import psutil  # a BentoML dependency
 
-from conduit import startup
-from conduit.serving.process import bento_folder
+from conduit import paths, startup
+from conduit.serving.process import METRICS_DIR_ENV, bento_folder, serve_privately
 from conduit.targets.forkserver import ForkServer, forget_conduit, run_child
 from conduit.targets.preload import worker_preparation
 from conduit.targets.processes import answers_ready, kill_tree
@@ -66,7 +74,10 @@ READY_CHECK_TIMEOUT_S = 0.5
 
 
 def say(message: str) -> None:
-    print(f"[conduit supervisor {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    try:
+        print(f"[conduit supervisor {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    except OSError:  # a full disk: the log misses the line (kept buffered), the server runs on
+        pass
 
 
 def become_subreaper() -> bool:
@@ -133,6 +144,9 @@ class SubprocessLauncher:
     def start(self, command: list[str]) -> Any:
         return subprocess.Popen(command, stdout=sys.stdout, stderr=sys.stderr)
 
+    def close(self) -> None:
+        pass
+
 
 class BentoMLLauncher(SubprocessLauncher):
     """Runs `python -m bentoml serve ...` as a fork of this process, with BentoML's CLI imported
@@ -144,6 +158,7 @@ class BentoMLLauncher(SubprocessLauncher):
         self.bentoml_cli = cli
         for module in SERVE_MODULES:  # what `serve` would import next, imported before the fork
             importlib.import_module(module)
+        self.sockets: Optional[Path] = None  # the arbiter's control sockets' folder, once it starts
 
     @staticmethod
     def bentoml_args(command: list[str]) -> Optional[list[str]]:
@@ -155,21 +170,29 @@ class BentoMLLauncher(SubprocessLauncher):
         args = self.bentoml_args(command)
         if args is None:
             return super().start(command)
+        if self.sockets is None:  # made now: a standby stopped before its order leaves nothing behind
+            self.sockets = Path(tempfile.mkdtemp(prefix="conduit-arbiter-"))  # 0700: only this user gets in
+        sockets = self.sockets
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid:
             return ForkedServer(pid)
-        run_child(lambda: self._serve_in_child(args))
+        run_child(lambda: self._serve_in_child(args, sockets))
 
-    def _serve_in_child(self, args: list[str]) -> None:
+    def _serve_in_child(self, args: list[str], sockets: Path) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.SIG_DFL)  # BentoML's arbiter installs its own
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         if self.forkserver is not None:
             self.forkserver.prepare_arbiter()
+        serve_privately(sockets)
         forget_conduit()
         self.bentoml_cli.main(args=args, prog_name="bentoml")
+
+    def close(self) -> None:
+        if self.sockets is not None:
+            shutil.rmtree(self.sockets, ignore_errors=True)
 
 
 class Supervisor:
@@ -306,8 +329,16 @@ def start_fork_server(launcher: SubprocessLauncher, command: list[str]) -> None:
     launcher.forkserver = ForkServer(say, modules)
 
 
+def remove_metrics() -> None:
+    """The revision's Prometheus files end with it: a redeploy is a new revision with its own."""
+    folder = os.environ.get(METRICS_DIR_ENV)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     startup.begin()
+    paths.keep_private()  # its logs, metrics and the server it runs write private state
     parser = argparse.ArgumentParser(prog="conduit.targets.supervisor")
     parser.add_argument("--ready-url")
     parser.add_argument("--standby", metavar="LOG", type=Path, help="import BentoML, then read the order from stdin; LOG is where output goes until then")
@@ -336,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if supervisor.forkserver is not None:
             supervisor.forkserver.close()
+        launcher.close()
+        remove_metrics()
 
 
 if __name__ == "__main__":

@@ -62,7 +62,10 @@ def ask_for_worker(path):
 
 def stand_in(connection, pid):
     """Pass signals on to the worker and wait for the fork server to say how it ended."""
+    forwarded = set()
+
     def forward(received, _frame):
+        forwarded.add(received)
         try:
             os.kill(pid, received)
         except OSError:  # already gone: its exit is on the way
@@ -81,10 +84,21 @@ def stand_in(connection, pid):
             pass
         sys.exit(1)
     code = ended["exit"]
-    if code < 0:  # killed by a signal: end the same way, so the arbiter sees what happened
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
+    if code < 0:
+        end_by_signal(pid, -code, stopped=-code in forwarded)
     sys.exit(code)
+
+
+def end_by_signal(pid, signum, stopped):
+    """End the way the worker did, so the arbiter sees what happened. A signal the arbiter sent
+    (through this stand-in) is a normal stop; any other (the OOM killer, a `kill -9`) gets one
+    line in the revision's log."""
+    if not stopped:
+        name = signal.Signals(signum).name if signum in signal.valid_signals() else str(signum)
+        print(f"[conduit worker] worker {pid} was ended by {name}; BentoML's arbiter starts another", file=sys.stderr, flush=True)
+    if signum not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be handled: nothing to reset
+        signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def main():
