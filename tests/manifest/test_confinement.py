@@ -154,3 +154,44 @@ def test_the_python_api_refuses_too(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(ManifestInvalid) as caught:
         Conduit(name="leak", flow=("sklearn", os.fspath(tmp_path / "outside" / "secret.pkl")))
     assert [problem.message for problem in caught.value.problems] == [expected_message(VARIANTS[0], tmp_path / "outside")]
+
+
+@pytest.mark.parametrize(
+    ("key", "line", "leads_to"),
+    [
+        ("requirements_file", "requirements_file: ../.git/config\n", ".git/config"),
+        ("flow[0].pre", "flow: [sklearn, model.pkl, {pre: '../.git/hooks/pre-commit.py:run'}]\n", ".git/hooks/pre-commit.py"),
+    ],
+    ids=["requirements_file", "hook"],
+)
+def test_git_s_own_folder_is_not_part_of_the_tree(tmp_path: Path, key: str, line: str, leads_to: str):
+    """A CI checkout keeps its token in .git/config: inside the work tree, and never to be shipped."""
+    repo = tmp_path / "repo"
+    (repo / "deploy").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "config", "http.extraheader", "AUTHORIZATION: basic SECRET"], check=True)
+    (repo / ".git" / "hooks" / "pre-commit.py").write_text(HOOKS)
+    (repo / "deploy" / "model.pkl").write_bytes(pickle.dumps("stand-in"))
+    flow = "" if line.startswith("flow") else "flow: [sklearn, model.pkl]\n"
+    (repo / "deploy" / "conduit.yaml").write_text(f"name: leak\n{flow}{line}")
+    with pytest.raises(ManifestInvalid) as caught:
+        load(repo / "deploy")
+    [problem] = caught.value.problems
+    assert problem.key == key
+    assert problem.message.endswith(f"is inside git's own folder {repo / '.git'}: it resolves to {repo / leads_to}")
+    assert problem.hint == "name a file of the work tree: .git holds git's configuration and credentials, never model files"
+    with pytest.raises(RenderError, match="inside git's own folder"):
+        render(unchecked_manifest(repo / "deploy"), tmp_path / "out")
+
+
+def test_a_link_into_git_s_folder_inside_a_model_folder_is_refused(tmp_path: Path):
+    repo = tmp_path / "repo"
+    (repo / "ner").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "ner" / "vocab").symlink_to(repo / ".git" / "config")
+    (repo / "conduit.yaml").write_text("name: leak\nflow: [spacy, ner]\n")
+    with pytest.raises(ManifestInvalid) as caught:
+        load(repo)
+    assert [problem.message for problem in caught.value.problems] == [
+        f"'ner' holds a link to outside the git work tree: ner/vocab -> {repo / '.git' / 'config'}"
+    ]

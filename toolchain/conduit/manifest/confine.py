@@ -5,7 +5,8 @@ that could name `/etc/passwd`, `../../.ssh/id_rsa` or a symlink to either would 
 in a GitOps repository copy a runner's secrets into an image. A path therefore must resolve,
 symlinks followed, inside the git work tree that holds the manifest (the nearest folder above it
 with a `.git` entry: a checkout, a worktree or a submodule), or inside the manifest's folder when
-no work tree holds it. A folder artifact (spaCy, Hugging Face) must not hold a link leading out.
+no work tree holds it, and never inside the work tree's `.git` folder (its config holds a CI
+checkout's token). A folder artifact (spaCy, Hugging Face) must not hold a link leading out.
 
 Validation (`conduit.manifest.semantics`) reports an escape as a problem; render checks again with
 the same function before it copies anything, since files may change between the two.
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+GIT = ".git"
 
 
 @dataclass(frozen=True)
@@ -31,19 +34,23 @@ class Escape:
     @property
     def message(self) -> str:
         where = "the git work tree" if (self.root / ".git").exists() else "the manifest's folder"
+        if self.link is None and self.leads_to.is_relative_to(self.root):
+            return f"'{self.written}' is inside git's own folder {self.root / GIT}: it resolves to {self.leads_to}"
         if self.link is None:
             return f"'{self.written}' is outside {where}: it resolves to {self.leads_to}"
         return f"'{self.written}' holds a link to outside {where}: {self.link} -> {self.leads_to}"
 
     @property
     def hint(self) -> str:
+        if self.link is None and self.leads_to.is_relative_to(self.root):
+            return "name a file of the work tree: .git holds git's configuration and credentials, never model files"
         return f"copy it under {self.root} (cp -L follows links): a bento ships every file its manifest names"
 
 
 def tree_root(base_dir: Path) -> Path:
     """The git work tree holding `base_dir`, found by its `.git` entry (no git needed), else `base_dir`."""
     folder = Path(os.path.realpath(base_dir))
-    return next((parent for parent in (folder, *folder.parents) if (parent / ".git").exists()), folder)
+    return next((parent for parent in (folder, *folder.parents) if (parent / GIT).exists()), folder)
 
 
 def escape(written: str, base_dir: Path) -> Optional[Escape]:
@@ -51,7 +58,7 @@ def escape(written: str, base_dir: Path) -> Optional[Escape]:
     root = tree_root(base_dir)
     target = Path(base_dir, written)
     leads_to = _real(target)
-    if not leads_to.is_relative_to(root):
+    if not _inside(leads_to, root):
         return Escape(written, leads_to, root)
     link = next(_links_out(target, root), None) if leads_to.is_dir() else None
     if link is not None:
@@ -66,6 +73,11 @@ def names_local_path(written: str, base_dir: Path) -> bool:
     return path.is_absolute() or ".." in path.parts or os.path.lexists(base_dir / path)
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """Whether a resolved `path` lies in `root`, and not in the `.git` folder of it."""
+    return path.is_relative_to(root) and GIT not in path.relative_to(root).parts
+
+
 def _real(path: Path) -> Path:
     # os.path.realpath, not Path.resolve: a symlink loop resolves to itself instead of raising.
     return Path(os.path.realpath(path))
@@ -76,14 +88,14 @@ def _links_out(folder: Path, root: Path) -> Iterator[Path]:
     seen = {_real(folder)}
     for parent, folders, files in os.walk(folder, followlinks=True):
         entries = [Path(parent, name) for name in (*folders, *files)]
-        yield from (entry for entry in entries if entry.is_symlink() and not _real(entry).is_relative_to(root))
+        yield from (entry for entry in entries if entry.is_symlink() and not _inside(_real(entry), root))
         folders[:] = [name for name in folders if _first_visit(Path(parent, name), root, seen)]
 
 
 def _first_visit(folder: Path, root: Path, seen: set[Path]) -> bool:
     """Walk each real folder inside `root` once, so a link back up the tree cannot loop."""
     real = _real(folder)
-    if real in seen or not real.is_relative_to(root):
+    if real in seen or not _inside(real, root):
         return False
     seen.add(real)
     return True
