@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# The bench trains its own iris model and a torch MLP: without those frameworks (the unit lane) it skips.
+pytest.importorskip("sklearn")
+pytest.importorskip("torch")
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # bench/ is a folder of the repository, not an installed package
 
@@ -68,6 +72,7 @@ def test_quick_mode_on_tiny_counts_writes_rows_ratios_and_a_chart(tmp_path):
 def test_the_bert_bench_runs_on_the_cpu_with_a_small_model(tmp_path):
     """The GPU bench's code path (a BERT text classifier built locally, served with batching off
     and on, 64 clients) on the CPU: where no GPU is lent, this is what shows it works."""
+    pytest.importorskip("transformers")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "bench.gpu_bert", "--cpu", "--seconds", "3", "--rounds", "1", "--out", str(tmp_path)]
     completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

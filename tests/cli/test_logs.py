@@ -51,7 +51,12 @@ class Follower:
     def __init__(self, home: Path, *args: str) -> None:
         env = {**os.environ, "CONDUIT_HOME": str(home)}
         command = [sys.executable, "-m", "conduit.cli.main", "logs", NAME, "-f", *args]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        # SIGINT back to its default: a test run in the background (nohup, `&`) passes it on ignored,
+        # and then Python installs no KeyboardInterrupt for the Ctrl-C the tests send.
+        restore_ctrl_c = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=restore_ctrl_c
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 

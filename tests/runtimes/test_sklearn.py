@@ -36,6 +36,17 @@ def test_sklearn_classifier_returns_probability_rows(tmp_path, classifier_pkl):
     np.testing.assert_allclose(result, model.predict_proba(np.array(IRIS_POINTS)), rtol=1e-12)
 
 
+@pytest.mark.parametrize("compress", [0, 3], ids=["plain", "compressed"])
+def test_a_model_saved_with_joblib_dump_serves(tmp_path, iris, compress):
+    """joblib.dump is scikit-learn's own advice for saving a model: its files are not plain pickles."""
+    import joblib
+
+    model = LogisticRegression(max_iter=300).fit(*iris)
+    joblib.dump(model, tmp_path / "model.pkl", compress=compress)
+    result = load_flow(tmp_path, [("sklearn_classifier", "model.pkl")]).predict(IRIS_POINTS)
+    np.testing.assert_allclose(result, model.predict_proba(np.array(IRIS_POINTS)), rtol=1e-12)
+
+
 def test_single_data_point_gets_a_batch_axis(tmp_path, classifier_pkl):
     model, _ = classifier_pkl
     result = load_flow(tmp_path, [("sklearn_classifier", "model.pkl")]).predict(IRIS_POINTS[0])

@@ -66,7 +66,26 @@ def _unpickle(path: Path) -> Any:
             f"{path.name} needs the Python module {module!r}, which is not installed: {missing_module_hint(module)}"
         ) from exc
     except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError, IndexError) as exc:
+        joblib_file = _joblib_load(path)
+        if joblib_file is not _NOT_JOBLIB:
+            return joblib_file
         raise ModelLoadError(f"{path.name} is not a readable pickle ({type(exc).__name__}: {exc})") from exc
+
+
+_NOT_JOBLIB = object()
+
+
+def _joblib_load(path: Path) -> Any:
+    """A file `joblib.dump` wrote (scikit-learn's own advice for saving models): its arrays follow
+    their wrappers raw, or the whole file is compressed, so only joblib reads it back."""
+    try:
+        import joblib  # scikit-learn depends on it: present wherever a scikit-learn model serves
+    except ImportError:
+        return _NOT_JOBLIB
+    try:
+        return joblib.load(path)
+    except Exception:  # noqa: BLE001 not a joblib file either: the pickle error above says what it is
+        return _NOT_JOBLIB
 
 
 def _rewarn(warning: warnings.WarningMessage, path: Path) -> None:
