@@ -27,9 +27,9 @@ def run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
 
 
 def test_a_valid_manifest(folder: Path, capsys: pytest.CaptureFixture):
-    (folder / "conduit.yaml").write_text(GOOD)
-    # The kubernetes target honours every field, so nothing is warned (the local target's
-    # warnings: tests/cli/test_unhonoured.py).
+    # With a sink for its prediction log, the kubernetes target honours every field, so nothing is
+    # warned (the local target's warnings: tests/cli/test_unhonoured.py).
+    (folder / "conduit.yaml").write_text(GOOD + "prediction_log:\n  url: http://sink.example.svc\n")
     argv = ["validate", "--target", "kubernetes", str(folder / "conduit.yaml")]
     assert run(argv, capsys) == (0, f"{folder}/conduit.yaml: valid (iris)\n", "")
 

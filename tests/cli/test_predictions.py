@@ -118,3 +118,12 @@ def test_parquet_without_pyarrow_says_how_to_get_it(home, capsys, tmp_path, monk
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed
     code, out = run(capsys, "--export", str(tmp_path / "out.parquet"))
     assert (code, out) == (2, "error: exporting Parquet needs pyarrow: pip install pyarrow, or export to a .jsonl file\n")
+
+
+@pytest.mark.parametrize("name", ["../../../../tmp/t1x/fake", "../conduit", "Logged", "a/b"])
+def test_a_name_that_is_not_a_deployment_name_is_refused_before_any_file_is_opened(home, capsys, name):
+    fake = home / "conduit.db"  # as the state store would be, next to the predictions folder
+    fake.write_bytes(database_path(NAME).read_bytes())
+    code = main(["predictions", name])
+    out = capsys.readouterr().err
+    assert code == 2 and out.startswith(f"error: name '{name}' ") and out.endswith(": give the name of a deployment (conduit ls lists them)\n")

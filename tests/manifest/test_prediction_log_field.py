@@ -60,13 +60,16 @@ def test_yaml_and_conduit_make_the_same_manifest_and_text(folder: Path, monkeypa
     assert Conduit(name="iris", flow=("sklearn", "model.pkl"), prediction_log=PredictionLog(sample=0.25, payloads=False)).manifest == manifest
 
 
+NO_URL = "prediction_log records nothing on kubernetes without prediction_log.url (KServe's logger needs a sink to send to)"
+
+
 @pytest.mark.parametrize(
     "text, kubernetes",
     [
-        ("", []),
+        ("", [NO_URL]),  # the default: a log, and no sink to send it to
         ("prediction_log:\n  enabled: false\n", []),
         (f"prediction_log:\n  url: {SINK}\n", []),
-        ("prediction_log:\n  sample: 0.5\n", ["prediction_log has no url: the kubernetes target records nothing (KServe's logger needs a sink: set prediction_log.url)"]),
+        ("prediction_log:\n  sample: 0.5\n", [NO_URL]),
         (f"prediction_log:\n  url: {SINK}\n  payloads: false\n", ["prediction_log.payloads false: KServe's logger always sends bodies, so no logger is rendered"]),
         (
             f"prediction_log:\n  url: {SINK}\n  sample: 0.5\n  max_mb: 64\n",
@@ -77,6 +80,30 @@ def test_yaml_and_conduit_make_the_same_manifest_and_text(folder: Path, monkeypa
 def test_what_kserves_logger_does_not_do_is_a_kubernetes_warning(folder: Path, text: str, kubernetes: list[str]):
     manifest = load(written(folder, text))
     assert [p.message for p in unhonoured(manifest, "kubernetes") if p.path == ("prediction_log",)] == kubernetes
+
+
+@pytest.mark.parametrize(
+    "text, raw",
+    [
+        ("", ["prediction_log is not honoured by the kubernetes raw flavour: it has no KServe logger, so nothing is recorded (the default)"]),
+        (f"prediction_log:\n  url: {SINK}\n", ["prediction_log is not honoured by the kubernetes raw flavour: it has no KServe logger, so nothing is recorded"]),
+        ("prediction_log:\n  enabled: false\n", []),
+    ],
+)
+def test_the_raw_flavour_says_it_records_nothing(folder: Path, text: str, raw: list[str]):
+    manifest = load(written(folder, text))
+    assert [p.message for p in unhonoured(manifest, "kubernetes", "raw") if p.path == ("prediction_log",)] == raw
+
+
+def test_render_for_kubernetes_says_what_the_flavour_does_not_honour(folder: Path, capsys, tmp_path: Path):
+    from conduit.cli.main import main
+
+    written(folder, f"min_replicas: 1\nprediction_log:\n  url: {SINK}\n")  # the raw flavour keeps one warm
+    assert main(["render", str(folder / "conduit.yaml"), "--target", "kubernetes", "--flavor", "raw", "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: prediction_log: prediction_log is not honoured by the kubernetes raw flavour" in err
+    assert main(["render", str(folder / "conduit.yaml"), "--target", "kubernetes", "--out", str(tmp_path / "out2")]) == 0
+    assert "prediction_log" not in capsys.readouterr().err  # serverless: KServe's logger sends to the url
 
 
 def test_the_local_target_says_it_has_no_use_for_the_url(folder: Path):

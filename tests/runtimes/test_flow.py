@@ -118,7 +118,9 @@ def test_post_hook_accepting_parameters_receives_them(folder):
             r"^flow\[0\] \(sklearn_classifier\): the pre hook hooks.py:nothing_left returned no data points$",
         ),
         ({}, [], None, r"^no data points: send a JSON array of data points"),
-        ({}, None, {"table": b"1,2,3,4"}, r"a request with files only needs a pre hook that turns them into data points\)$"),
+        ({}, None, {"table": b"1,2,3,4"}, r"^this flow takes no files \(sent: table\): only a pre or post hook with a `files`"),
+        # Data and a file the flow has no hook for: refused, never dropped with a 200.
+        ({"pre": "hooks.py:strict"}, IRIS_POINTS, {"table": b"1,2"}, r"^this flow takes no files \(sent: table\)"),
     ],
 )
 def test_input_a_hook_or_the_flow_rejects_is_a_422(folder, hooks, data, files, message):

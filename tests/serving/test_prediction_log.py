@@ -10,7 +10,8 @@ import time
 import pytest
 
 from conduit.manifest import PredictionLog as Settings
-from conduit.serving.prediction_log import Exchange, PredictionLog, connect, used_bytes
+from conduit.serving import prediction_log
+from conduit.serving.prediction_log import Exchange, PredictionLog, connect, disk_bytes, used_bytes, wal_bytes
 
 
 def answered(points: int = 2, run_id: str = "run-1", arrived: float | None = None) -> Exchange:
@@ -23,8 +24,8 @@ def failed(status_type: str = "invalid_input", data=None) -> Exchange:
     return Exchange("run-e", time.time(), data, error={"type": status_type, "message": "expected shape [N, 4]"})
 
 
-def log_at(tmp_path, **settings) -> PredictionLog:
-    return PredictionLog(tmp_path / "predictions" / "demo.db", "demo", 3, Settings(**settings))
+def log_at(tmp_path, counted=None, **settings) -> PredictionLog:
+    return PredictionLog(tmp_path / "predictions" / "demo.db", "demo", 3, Settings(**settings), counted=counted)
 
 
 def stored(log: PredictionLog, columns: str = "*") -> list[tuple]:
@@ -150,3 +151,110 @@ def test_writers_in_two_connections_share_one_database(tmp_path):
 def test_settings_out_of_range_are_refused(field, value):
     with pytest.raises(ValueError):
         Settings(**{field: value})
+
+
+def test_a_big_request_is_written_in_short_transactions_so_other_writers_get_their_turn(tmp_path):
+    counts: list[tuple[str, int]] = []
+    log = log_at(tmp_path, counted=lambda outcome, rows: counts.append((outcome, rows)))
+    log.record(answered(points=1200), 200, 0.01)
+    assert log.flush() == 1200
+    assert counts == [("written", 500), ("written", 500), ("written", 200)]  # one transaction each
+
+
+def test_a_write_that_finds_the_database_locked_is_retried_not_dropped(tmp_path, monkeypatch, caplog):
+    log = log_at(tmp_path)
+    log.record(answered(points=1, run_id="first"), 200, 0.001)
+    log.flush()
+    holder = sqlite3.connect(log.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another worker in the middle of a long write
+    monkeypatch.setattr(prediction_log, "BUSY_TIMEOUT_S", 0.05)
+    log.close()  # the next write connects again, with the short busy timeout
+    real_locked = prediction_log.locked
+
+    def released_after_the_first_try(exc):
+        holder.rollback()  # the other worker commits while this one waits to retry
+        return real_locked(exc)
+
+    monkeypatch.setattr(prediction_log, "locked", released_after_the_first_try)
+    log.record(answered(points=2, run_id="second"), 200, 0.001)
+    assert log.flush() == 2
+    assert (log.failed, [run for (run,) in stored(log, "run_id")]) == (0, ["first", "second", "second"])
+    assert not caplog.records
+
+
+def test_a_data_points_payload_over_16_kib_is_cut_to_a_marker(tmp_path):
+    log = log_at(tmp_path)
+    exchange = answered(points=2)
+    exchange.data[1] = ["x" * 20_000]
+    log.record(exchange, 200, 0.001)
+    log.flush()
+    assert stored(log, "input") == [("[0.0,1.0]",), ('"[cut: 20004 bytes of JSON, over the 16384 a record keeps]"',)]
+
+
+def big_requests(log: PredictionLog, requests: int, points: int, prefix: str = "r") -> None:
+    for number in range(requests):
+        exchange = answered(points=points, run_id=f"{prefix}{number:02d}")
+        exchange.result = [["x" * 500] for _ in range(points)]
+        log.record(exchange, 200, 0.001)
+        log.flush()
+        assert disk_bytes(log.path) <= log.max_bytes, number  # the database and its WAL together
+
+
+def test_the_database_and_its_wal_together_stay_within_max_mb(tmp_path):
+    log = log_at(tmp_path, max_mb=1)
+    big_requests(log, requests=12, points=200)
+    big_requests(log, requests=1, points=6000, prefix="huge")  # one request of about 4 MB on its own
+    assert wal_bytes(log.path) <= log.max_bytes // 4
+    assert stored(log, "DISTINCT run_id") == [("huge00",)]  # the newest request's last points
+    assert stored(log, "max(point)") == [(5999,)]
+
+
+def test_a_log_written_before_auto_vacuum_gives_its_pages_back_too(tmp_path):
+    log = log_at(tmp_path, max_mb=1)
+    log.path.parent.mkdir()
+    with sqlite3.connect(log.path) as connection:  # as the first version of the writer made it
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.executescript(prediction_log.SCHEMA)
+    big_requests(log, requests=8, points=200)
+    assert log.path.stat().st_size <= log.max_bytes
+
+
+def test_a_files_only_request_records_the_rows_the_pre_hook_returned(tmp_path):
+    np = pytest.importorskip("numpy")
+    log = log_at(tmp_path)
+    files_only = Exchange("run-f", time.time(), None, [[0.9], [0.1]], ["p-0", "p-1"], 1.0, inputs=np.array([[1.5, 2.0], [3.0, 4.5]]))
+    log.record(files_only, 200, 0.001)
+    log.flush()
+    assert stored(log, "input") == [("[1.5,2.0]",), ("[3.0,4.5]",)]
+
+
+def test_a_pre_hook_that_returns_a_data_frame_records_its_rows(tmp_path):
+    pandas = pytest.importorskip("pandas")
+    log = log_at(tmp_path)
+    frame = pandas.DataFrame({"a": [1.5, 3.0], "b": [2.0, 4.5]})
+    log.record(Exchange("run-d", time.time(), None, [[0.9], [0.1]], ["p-0", "p-1"], 1.0, inputs=frame), 200, 0.001)
+    log.flush()
+    assert stored(log, "input") == [("[1.5,2.0]",), ("[3.0,4.5]",)]
+
+
+def test_requests_dropped_when_the_queue_is_full_are_counted_and_said_once(tmp_path, monkeypatch, caplog):
+    counts: list[tuple[str, int]] = []
+    log = log_at(tmp_path, counted=lambda outcome, rows: counts.append((outcome, rows)))
+    monkeypatch.setattr(prediction_log, "MAX_PENDING", 1)
+    for number in range(3):
+        log.record(answered(points=1, run_id=str(number)), 200, 0.001)
+    assert (log.dropped, counts) == (2, [("dropped", 1), ("dropped", 1)])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"prediction log: 1 requests are waiting to be written to {log.path}; requests are still answered, "
+        "the records of new ones are dropped and counted until it catches up"
+    ]
+
+
+def test_rows_a_failed_write_lost_are_counted_for_the_metrics(tmp_path):
+    counts: list[tuple[str, int]] = []
+    log = log_at(tmp_path, counted=lambda outcome, rows: counts.append((outcome, rows)))
+    log.path.parent.mkdir()
+    log.path.mkdir()
+    log.record(answered(points=3), 200, 0.001)
+    log.flush()
+    assert counts == [("lost", 3)]

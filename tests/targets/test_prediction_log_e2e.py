@@ -76,6 +76,23 @@ def repr_json(value) -> str:
     return orjson.dumps(value).decode()
 
 
+def test_a_files_only_request_records_the_rows_the_pre_hook_made_of_them(served):
+    table = b"5.1,3.5,1.4,0.2\n6.0,3.0,5.0,2.0\n"
+    answer = httpx.post(served.endpoint, files={"table": ("rows.csv", table, "text/csv")}, headers=KEY, timeout=60)
+    assert answer.status_code == 200, answer.text
+    run_id = answer.json()["run_id"]
+    wait_for(lambda: len(records("logged", f"run_id = '{run_id}'")) == 2)
+    assert records("logged", f"run_id = '{run_id}'", "input") == [("[5.1,3.5,1.4,0.2]",), ("[6.0,3.0,5.0,2.0]",)]
+
+
+def test_the_records_written_are_counted_on_the_deployments_metrics(served):
+    answered = [httpx.post(served.endpoint, json=[POINT, POINT], headers=KEY, timeout=60).json()["run_id"] for _ in range(3)]
+    wait_for(lambda: len(recorded("logged", answered)) == 3)
+    metrics = httpx.get(f"http://127.0.0.1:{served.port}/metrics", timeout=60).text
+    (written,) = [line for line in metrics.splitlines() if line.startswith('conduit_prediction_log_records_total{outcome="written"}')]
+    assert float(written.split()[-1]) >= 6
+
+
 def test_under_concurrent_load_recorded_equals_answered(served):
     def client(_: int) -> list[str]:
         with httpx.Client(timeout=60, headers=KEY) as session:

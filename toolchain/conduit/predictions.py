@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from conduit.errors import ConduitError, UsageError
+from conduit.manifest.names import name_problem
 from conduit.serving.prediction_log import COLUMNS, database_path
 
 AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
@@ -64,6 +65,10 @@ def iso(seconds: float) -> str:
 
 
 def open_log(name: str) -> sqlite3.Connection:
+    """The deployment's log; NAME must be a deployment name, so it can name no other file."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise UsageError(f"{problem}: give the name of a deployment (conduit ls lists them)")
     path = database_path(name)
     if not path.is_file():
         raise ConduitError(f"{name} has no prediction log yet ({path}): apply it and send a request first")

@@ -49,12 +49,12 @@ def command(
     return 0
 
 
-def validated(path: Path, target: str):
+def validated(path: Path, target: str, flavour: Optional[str] = None):
     """(manifest, warnings): its warnings, among them the fields `target` does not honour, are
     printed on stderr, one a line, and kept with the revision for `conduit status`."""
     from conduit.cli.common import load_warned  # pydantic: imported after the standby started
 
-    manifest, warnings = load_warned(path, target)
+    manifest, warnings = load_warned(path, target, flavour)
     click.echo(f"✅ Validated {path}")
     return manifest, warnings
 
@@ -68,7 +68,7 @@ class Deployer:
         if self.target == "kubernetes":
             from conduit.targets import kubernetes
 
-            manifest, _warnings = validated(path, self.target)
+            manifest, _warnings = validated(path, self.target, self.kubernetes_options["flavor"])
             click.echo(f"🌍 Endpoint: {kubernetes.apply(manifest, **self.kubernetes_options)}")
             return
         from conduit.targets import local

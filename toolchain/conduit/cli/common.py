@@ -15,26 +15,26 @@ from conduit.errors import UsageError
 from conduit.manifest import load_with_warnings
 
 
-def load_manifest(path: Path, target: Optional[str] = None):
+def load_manifest(path: Path, target: Optional[str] = None, flavour: Optional[str] = None):
     """The manifest, its warnings (deprecated hardware...) shown on stderr so stdout stays clean."""
-    return load_warned(path, target)[0]
+    return load_warned(path, target, flavour)[0]
 
 
-def load_warned(path: Path, target: Optional[str] = None) -> tuple[Any, list[str]]:
-    """The manifest and its warnings as printed on stderr; with a `target`, also what that target
-    does not honour (see `conduit.targets.honoured`)."""
-    manifest, problems = load_with_warnings(path, target_checks(target))
+def load_warned(path: Path, target: Optional[str] = None, flavour: Optional[str] = None) -> tuple[Any, list[str]]:
+    """The manifest and its warnings as printed on stderr; with a `target` (and its `flavour`),
+    also what that target does not honour (see `conduit.targets.honoured`)."""
+    manifest, problems = load_with_warnings(path, target_checks(target, flavour))
     for problem in problems:
         click.echo(str(problem), err=True)
     return manifest, [str(problem) for problem in problems]
 
 
-def target_checks(target: Optional[str]) -> tuple:
+def target_checks(target: Optional[str], flavour: Optional[str] = None) -> tuple:
     if target is None:
         return ()
     from conduit.targets.honoured import check_for
 
-    return (check_for(target),)
+    return (check_for(target, flavour),)
 
 
 def read_data(data_arg: str) -> str:

@@ -29,13 +29,14 @@ from conduit.cli.common import load_manifest
 def command(manifest_paths: tuple[Path, ...], out_dir: Path, target: str, flavor: str, image: str | None) -> int:
     """Render deployments to a build context (local) or Kubernetes manifests."""
     for manifest_path in manifest_paths:
-        manifest = load_manifest(manifest_path)
-        if target == "kubernetes":
+        if target == "kubernetes":  # what the cluster will not do is said here too, not only at validate
+            manifest = load_manifest(manifest_path, target, flavor)
             from conduit.targets.kubernetes import render_to
 
             for written in render_to(manifest, out_dir, flavor=flavor, image=image):
                 click.echo(f"✅ Wrote {written}")
             continue
+        manifest = load_manifest(manifest_path)
         from conduit.render import render
 
         result = render(manifest, out_dir)

@@ -111,12 +111,22 @@ class Flow:
             )
         return cls(stages)
 
-    def predict(self, data: Any, parameters: Optional[dict] = None, files: Optional[dict] = None) -> list:
+    def predict(
+        self, data: Any, parameters: Optional[dict] = None, files: Optional[dict] = None, inputs: Optional[list] = None
+    ) -> list:
         """The JSON-ready result list: one item per data point. The data points are the rows the
-        first stage's `pre` hook returns (files may become rows there), else the request's data."""
+        first stage's `pre` hook returns (files may become rows there), else the request's data;
+        given a list as `inputs`, the flow appends the pre hook's rows to it (for the prediction log)."""
+        if files and not self.takes_files:
+            raise InputError(
+                f"this flow takes no files (sent: {', '.join(sorted(files))}): only a pre or post hook "
+                "with a `files` parameter receives them; send the data as JSON, or add such a hook"
+            )
         context = {"parameters": parameters or {}, "files": files or {}}
         first, *rest = self.stages
         value = first.prepare(data, context)
+        if inputs is not None and first.pre is not None:
+            inputs.append(value)
         expected = self._expected_points(data, value)
         value = first.finish(value, context)
         for stage in rest:
@@ -128,6 +138,12 @@ class Flow:
                 "the last stage (or its post hook) must return one result per data point"
             )
         return result
+
+    @property
+    def takes_files(self) -> bool:
+        """Whether a hook of the flow declares `files`: otherwise uploaded files would go nowhere."""
+        hooks = [hook for stage in self.stages for hook in (stage.pre, stage.post) if hook is not None]
+        return any("files" in hook.keywords for hook in hooks)
 
     def _expected_points(self, data: Any, prepared: Any) -> Optional[int]:
         pre = self.stages[0].pre

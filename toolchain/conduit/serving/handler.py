@@ -112,6 +112,8 @@ def log_failure(run_id: str, exc: BaseException) -> None:
     # imported this module before that: enable this one again, or the failure would go nowhere.
     logger.disabled = False
     logger.error("predict failed (run_id %s): %s: %s", run_id, type(exc).__name__, exc, exc_info=exc)
+    # Once more after the traceback, which can be longer than `conduit logs` shows by default.
+    logger.error("predict failed (run_id %s): the traceback is above", run_id)
 
 
 class PredictHandler:
@@ -165,11 +167,20 @@ class PredictHandler:
         try:
             request = await self._read(headers, receive, content_type, content_length)
             exchange.data = request.data
-            result, run_time_ms = await self.predictor.predict(request)
+            result, run_time_ms = await self._run(request, exchange)
         finally:
             self.in_flight -= 1
         exchange.result, exchange.run_time_ms, exchange.prediction_ids = result, run_time_ms, prediction_ids(len(result))
         return success_body(result, exchange.run_id, run_time_ms, exchange.prediction_ids)
+
+    async def _run(self, request: PredictRequest, exchange: Exchange) -> tuple[list, float]:
+        """The predictor's answer; with a prediction log, the pre hook's rows go to the record."""
+        if self.prediction_log is None:
+            return await self.predictor.predict(request)
+        hooked: list = []
+        answer = await self.predictor.predict(request, hooked)
+        exchange.inputs = hooked[0] if hooked else None
+        return answer
 
     async def _read(self, headers: list, receive: Receive, content_type: Optional[bytes], length: Optional[bytes]) -> PredictRequest:
         body = await read_body(receive, length, self.limits.max_body_bytes)

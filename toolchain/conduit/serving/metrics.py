@@ -7,6 +7,8 @@ prometheus_client is what BentoML's /metrics serves from; under `bentoml serve` 
 multiprocess mode, so every worker's counts add up; each served revision has a multiprocess
 folder of its own (`serving.process.count_metrics_in`), so a deployment's /metrics counts its
 requests only, from its revision's start. About 1-2 us per request.
+`conduit_prediction_log_records_total{outcome}` counts the prediction log's records: `written`,
+`lost` (a write that failed after its retries) and `dropped` (the writer's queue was full).
 
 Serving never depends on writing them: the multiprocess files are written through
 `conduit.serving.metric_files`, which keeps a worker's counts in memory (and says so once in its
@@ -35,6 +37,11 @@ class PredictMetrics:
             "conduit_predict_duration_seconds", "Time to answer POST /predict", ["status"], buckets=DURATION_BUCKETS
         )
         self._by_status: dict[int, tuple[Any, Any]] = {}
+        self._log_records = Counter(
+            "conduit_prediction_log_records", "Prediction log records: written, lost (a failed write), dropped (queue full)",
+            ["outcome"],
+        )
+        self._by_outcome: dict[str, Any] = {}
 
     def record(self, status: int, seconds: float) -> None:
         children = self._by_status.get(status)
@@ -45,6 +52,13 @@ class PredictMetrics:
         children[1].observe(seconds)
         if self._files.untold is not None:  # a notice the full disk kept out of the log so far
             self._files.tell()
+
+    def count_log_records(self, outcome: str, rows: int) -> None:
+        """The prediction log's writer thread calls it (see conduit.serving.prediction_log)."""
+        child = self._by_outcome.get(outcome)
+        if child is None:
+            child = self._by_outcome[outcome] = self._log_records.labels(outcome)
+        child.inc(rows)
 
 
 def predict_metrics() -> Optional[PredictMetrics]:

@@ -9,10 +9,17 @@ delete` keeps it (as it keeps logs); each record names its revision.
 
 The request path makes one call, `PredictionLog.record(exchange, status, latency_s)`: a sampling
 draw and a deque append. A writer thread per worker process wakes every FLUSH_INTERVAL_S, turns
-what was queued into rows (one per data point, payloads as JSON) and inserts them in one
-transaction; so a kill -9 loses at most what arrived since the last flush. It prunes by age and
-size every PRUNE_INTERVAL_S. A write that fails (disk full, database locked) never reaches the
-caller: the rows are dropped, counted, and the first failure is logged once.
+what was queued into rows (one per data point, payloads as JSON, each cut at MAX_PAYLOAD_BYTES)
+and inserts them in transactions of at most ROWS_PER_TRANSACTION rows or BYTES_PER_TRANSACTION:
+one huge request must not hold the write lock while the other workers' writes wait (SQLite has
+one writer at a time). A locked write is retried; only rows still not written after
+WRITE_ATTEMPTS are lost, counted, and said once in the log. A kill -9 loses at most what arrived
+since the last flush.
+
+The disk: after each transaction the writer stats the database and its -wal file; over max_mb
+together, it deletes the oldest records, gives the freed pages back (incremental vacuum) and
+truncates the WAL (`wal_checkpoint(TRUNCATE)`), which it also does every PRUNE_INTERVAL_S, with
+the retention's deletes; `journal_size_limit` caps what a reset WAL keeps.
 """
 from __future__ import annotations
 
@@ -24,9 +31,10 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import orjson
 
@@ -38,7 +46,14 @@ DATABASE_ENV = "CONDUIT_PREDICTIONS_DB"  # set by the local target; unset (kuber
 REVISION_ENV = "CONDUIT_REVISION"
 FLUSH_INTERVAL_S = 0.2
 PRUNE_INTERVAL_S = 30.0
-BUSY_TIMEOUT_S = 5.0
+BUSY_TIMEOUT_S = 10.0
+WRITE_ATTEMPTS = 3  # a transaction still locked after this many busy timeouts is lost
+ROWS_PER_TRANSACTION = 500
+BYTES_PER_TRANSACTION = 1024 * 1024
+MAX_PAYLOAD_BYTES = 16 * 1024  # one data point's input or output, as JSON; more is cut
+WAL_BYTES = 4 * 1024 * 1024  # a WAL past this is checkpointed and cut back (a quarter of a smaller max_mb)
+PAGE_BYTES = 4096  # SQLite's default page size
+INCREMENTAL = 2  # PRAGMA auto_vacuum's value for incremental
 # Queued requests past this are dropped (and counted): a stuck disk must not eat the memory.
 MAX_PENDING = 100_000
 PRUNE_TO = 0.9  # a log over max_mb is cut to this share of it, so pruning does not run every flush
@@ -80,14 +95,18 @@ def revision_env(name: str, revision: int) -> dict[str, str]:
     return {DATABASE_ENV: str(database_path(name)), REVISION_ENV: str(revision)}
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, wal_bytes: int = WAL_BYTES) -> sqlite3.Connection:
     """The database, created private to its owner (SQLite gives its -wal and -shm files the
     database file's mode), in WAL mode so writers in several processes and readers coexist."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    # Only a database with no table yet takes it; then pruned pages can go back to the disk.
+    connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a process crash loses no commit
+    connection.execute(f"PRAGMA journal_size_limit={wal_bytes}")
+    connection.execute(f"PRAGMA wal_autocheckpoint={max(16, wal_bytes // PAGE_BYTES)}")
     connection.executescript(SCHEMA)
     return connection
 
@@ -103,10 +122,38 @@ class Exchange:
     prediction_ids: Optional[list[str]] = None
     run_time_ms: Optional[float] = None
     error: Optional[dict] = None  # the error body's {"type", "message"}
+    inputs: Any = None  # the first stage's pre hook's rows, when it has one (files become rows there)
 
 
 def payload(value: Any) -> str:
-    return orjson.dumps(value, option=_DUMP).decode()
+    """JSON text, or a marker string saying how long it was when over MAX_PAYLOAD_BYTES."""
+    text = orjson.dumps(value, option=_DUMP)
+    if len(text) > MAX_PAYLOAD_BYTES:
+        return orjson.dumps(f"[cut: {len(text)} bytes of JSON, over the {MAX_PAYLOAD_BYTES} a record keeps]").decode()
+    return text.decode()
+
+
+def data_points(exchange: Exchange) -> Optional[list]:
+    """Each data point's input: the request's points, or where their count is not the result's
+    (files only, or a pre hook that changed it) the rows the pre hook returned; None when neither
+    fits, and each record keeps the whole request."""
+    count = len(exchange.result or ())
+    if exchange.data is not None and len(exchange.data) == count:
+        return exchange.data
+    found = hook_rows(exchange.inputs) if exchange.inputs is not None else None
+    return found if found is not None and len(found) == count else None
+
+
+def hook_rows(value: Any) -> Optional[list]:
+    """A pre hook's output as JSON-ready rows (off the request path: the writer thread calls it)."""
+    try:
+        from conduit.runtimes.convert import to_rows
+
+        if hasattr(value, "columns") and hasattr(value, "to_numpy"):  # a pandas DataFrame: its rows
+            value = value.to_numpy()
+        return to_rows(value)
+    except Exception:  # noqa: BLE001 - a hook's output of any type conduit cannot show as rows: the request's data stands in
+        return None
 
 
 def rows(exchange: Exchange, status: int, latency_ms: float, where: tuple[str, Optional[int]], payloads: bool) -> list[tuple]:
@@ -117,11 +164,11 @@ def rows(exchange: Exchange, status: int, latency_ms: float, where: tuple[str, O
     if exchange.result is None or exchange.prediction_ids is None:
         data = payload(exchange.data) if payloads and exchange.data is not None else None
         return [(*head, None, None, exchange.run_time_ms, latency_ms, data, None, error.get("type"), error.get("message"))]
-    data_points = exchange.data if exchange.data is not None and len(exchange.data) == len(exchange.result) else None
+    points = data_points(exchange) if payloads else None
+    whole = payload(exchange.data) if payloads and points is None else None  # once, not once a point
     found = []
     for point, (prediction_id, output) in enumerate(zip(exchange.prediction_ids, exchange.result)):
-        given = data_points[point] if data_points is not None else exchange.data  # a pre hook may change the count
-        inputs = (payload(given), payload(output)) if payloads else (None, None)
+        inputs = (payload(points[point]) if points is not None else whole, payload(output)) if payloads else (None, None)
         found.append((*head, prediction_id, point, exchange.run_time_ms, latency_ms, *inputs, None, None))
     return found
 
@@ -137,6 +184,7 @@ class PredictionLog:
         revision: Optional[int],
         settings: Any,  # conduit.manifest.PredictionLog
         flush_interval_s: float = FLUSH_INTERVAL_S,
+        counted: Optional[Callable[[str, int], None]] = None,  # (outcome, rows): the /metrics counter
     ) -> None:
         self.path = Path(path)
         self.where = (deployment, revision)
@@ -149,6 +197,7 @@ class PredictionLog:
         self.written = 0
         self.failed = 0  # rows a failed write lost
         self.dropped = 0  # requests not queued: the writer fell MAX_PENDING behind
+        self.counted = counted
         self._connection: Optional[sqlite3.Connection] = None
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -161,7 +210,7 @@ class PredictionLog:
         if self.sample < 1.0 and random.random() >= self.sample:
             return
         if len(self.pending) >= MAX_PENDING:
-            self.dropped += 1
+            self._dropped()
             return
         self.pending.append((exchange, status, latency_s * 1000.0))
 
@@ -190,7 +239,7 @@ class PredictionLog:
                 self._connection = None
 
     def flush(self) -> int:
-        """Insert what is queued in one transaction; returns the rows written."""
+        """Insert what is queued (in short transactions, see _write); returns the rows written."""
         with self._write_lock:
             batch = [self.pending.popleft() for _ in range(len(self.pending))]
             found = [
@@ -203,20 +252,35 @@ class PredictionLog:
             return written
 
     def _write(self, found: list[tuple]) -> int:
-        try:
-            connection = self._connected()
-            with connection:
-                connection.execute("BEGIN IMMEDIATE")
-                connection.executemany(INSERT, found)
-        except (sqlite3.Error, OSError) as exc:
-            self._failed(len(found), exc)
-            return 0
-        self.written += len(found)
-        return len(found)
+        """Insert in short transactions, each retried while the database is locked; after each,
+        keep the files within max_mb."""
+        written = 0
+        for chunk in transactions(found):
+            if not self._commit(chunk):
+                continue
+            written += len(chunk)
+            self._count("written", len(chunk))
+            self._fit()
+        self.written += written
+        return written
+
+    def _commit(self, chunk: list[tuple]) -> bool:
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                connection = self._connected()
+                with connection:
+                    connection.execute("BEGIN IMMEDIATE")
+                    connection.executemany(INSERT, chunk)
+                return True
+            except (sqlite3.Error, OSError) as exc:
+                if attempt == WRITE_ATTEMPTS or not locked(exc):
+                    self._failed(len(chunk), exc)
+                    return False
+        return False
 
     def _connected(self) -> sqlite3.Connection:
         if self._connection is None:
-            self._connection = connect(self.path)
+            self._connection = connect(self.path, min(WAL_BYTES, self.max_bytes // 4))
         return self._connection
 
     def _failed(self, count: int, exc: BaseException) -> None:
@@ -227,6 +291,21 @@ class PredictionLog:
                 "their records are dropped and counted from now on", self.path, type(exc).__name__, exc,
             )
         self.failed += count
+        self._count("lost", count)
+
+    def _dropped(self) -> None:
+        if not self.dropped:
+            logger.disabled = False
+            logger.error(
+                "prediction log: %s requests are waiting to be written to %s; requests are still "
+                "answered, the records of new ones are dropped and counted until it catches up", MAX_PENDING, self.path,
+            )
+        self.dropped += 1
+        self._count("dropped", 1)
+
+    def _count(self, outcome: str, rows: int) -> None:
+        if self.counted is not None and rows:
+            self.counted(outcome, rows)
 
     def _prune_now_and_then(self) -> None:
         now = time.time()
@@ -234,15 +313,22 @@ class PredictionLog:
             self._last_prune = now
             self.prune(now)
 
+    def _fit(self) -> None:
+        """Two stats per transaction: over max_mb (database and WAL together), prune now."""
+        if disk_bytes(self.path) > self.max_bytes:
+            self.prune()
+
     def prune(self, now: Optional[float] = None) -> int:
-        """Delete records older than the retention, then the oldest until the log fits max_mb.
-        Freed pages are reused by later inserts, so the file stops growing at about max_mb."""
+        """Delete records older than the retention, then the oldest until the log fits max_mb;
+        give the freed pages back to the disk and truncate the WAL."""
         now = time.time() if now is None else now
         try:
             connection = self._connected()
             with connection:
+                connection.execute("BEGIN IMMEDIATE")
                 deleted = connection.execute("DELETE FROM predictions WHERE time < ?", (now - self.retention_s,)).rowcount
                 deleted += self._prune_size(connection)
+            shrink(connection)
         except (sqlite3.Error, OSError) as exc:
             self._failed(0, exc)
             return 0
@@ -250,13 +336,59 @@ class PredictionLog:
 
     def _prune_size(self, connection: sqlite3.Connection) -> int:
         used = used_bytes(connection)
-        if used <= self.max_bytes:
+        if used <= PRUNE_TO * self.max_bytes:  # what is over is the WAL or free pages: shrink() frees them
             return 0
         first, last = connection.execute("SELECT min(rowid), max(rowid) FROM predictions").fetchone()
         if first is None:
             return 0
         cut = first + int((last - first + 1) * (1 - PRUNE_TO * self.max_bytes / used))
         return connection.execute("DELETE FROM predictions WHERE rowid <= ?", (cut,)).rowcount
+
+
+def transactions(found: list[tuple]) -> Iterator[list[tuple]]:
+    """The rows in chunks of at most ROWS_PER_TRANSACTION rows and about BYTES_PER_TRANSACTION."""
+    chunk: list[tuple] = []
+    size = 0
+    for row in found:
+        chunk.append(row)
+        size += len(row[9] or "") + len(row[10] or "")  # the payloads: the rest is small
+        if len(chunk) >= ROWS_PER_TRANSACTION or size >= BYTES_PER_TRANSACTION:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def locked(exc: BaseException) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another writer held the database past the busy timeout."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def shrink(connection: sqlite3.Connection) -> None:
+    """Freed pages back to the disk, then the WAL copied into the database and truncated (a
+    reader in the middle of a query may keep part of it until the next time)."""
+    if connection.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
+        connection.executescript("PRAGMA incremental_vacuum")  # execute() would free one page: a step each
+    else:  # a log written before auto_vacuum was set: rewritten once, incremental from then on
+        connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        connection.execute("VACUUM")
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def file_bytes(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def wal_bytes(path: Path) -> int:
+    return file_bytes(path.with_name(path.name + "-wal"))
+
+
+def disk_bytes(path: Path) -> int:
+    """What the log takes on the disk: the database and its write-ahead log."""
+    return file_bytes(path) + wal_bytes(path)
 
 
 def used_bytes(connection: sqlite3.Connection) -> int:
@@ -273,5 +405,9 @@ def open_for(manifest: Any) -> Optional[PredictionLog]:
     path = os.environ.get(DATABASE_ENV)
     if not path or not settings.enabled:
         return None
+    from conduit.serving.metrics import predict_metrics
+
     revision = os.environ.get(REVISION_ENV)
-    return PredictionLog(Path(path), manifest.name, int(revision) if revision else None, settings).start()
+    metrics = predict_metrics()
+    counted = metrics.count_log_records if metrics is not None else None
+    return PredictionLog(Path(path), manifest.name, int(revision) if revision else None, settings, counted=counted).start()

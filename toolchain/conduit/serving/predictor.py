@@ -89,12 +89,14 @@ class Predictor:
     def _predict_batch(self, data: list, parameters: Optional[dict] = None) -> list:
         return self.flow.predict(data, parameters=parameters)
 
-    async def predict(self, request: PredictRequest) -> tuple[list, float]:
+    async def predict(self, request: PredictRequest, inputs: Optional[list] = None) -> tuple[list, float]:
         """(result, model time in ms: the batch's run, not the wait for it). Files bypass the
-        batcher: they belong to one request."""
+        batcher: they belong to one request. `inputs` gets the pre hook's rows (see Flow.predict),
+        except in a batch, whose rows are several requests'."""
         if self.batcher is not None and not request.files:
             return await self._bounded(self.batcher.submit_timed(request.data, request.parameters))
-        call = partial(self.flow.predict, request.data, parameters=request.parameters, files=request.files or None)
+        wanted = {} if inputs is None else {"inputs": inputs}  # asked for by the prediction log only
+        call = partial(self.flow.predict, request.data, parameters=request.parameters, files=request.files or None, **wanted)
         points = len(request.data) if request.data is not None else 1  # files only: the pre hook makes the rows
         if self.policy.inline(points):
             result, elapsed_ms = _timed(call)

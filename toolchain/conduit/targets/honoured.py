@@ -17,7 +17,9 @@ What the targets really do today:
 - kubernetes: every field is honoured (KServe/Knative replicas and scale-to-zero retention,
   requests and limits, the GPU request and node selector, the image's Python and requirements),
   except what KServe's logger cannot do of a `prediction_log` the manifest writes: it needs a sink
-  `url`, always sends bodies (payloads: false renders no logger), never samples, keeps nothing.
+  `url` (so the default, a log with no url, records nothing there), always sends bodies
+  (payloads: false renders no logger), never samples, keeps nothing. Its raw flavour (`FLAVOURS`:
+  Deployment + Service + HPA, no KServe) renders no logger at all, url or not.
   The local target records to SQLite and has no use for `prediction_log.url`.
 """
 from __future__ import annotations
@@ -88,13 +90,13 @@ def gpu_stages(manifest: Any) -> list[str]:
 
 
 def kserve_logger_gap(manifest: Any) -> str:
-    """What KServe's logger does not do of a `prediction_log` the manifest writes ('' for none).
-    Left out, the log is the local target's default; a cluster has no sink to send it to."""
-    if manifest.prediction_log is None or not manifest.prediction_log.enabled:
+    """What KServe's logger does not do of the manifest's `prediction_log` ('' for none). Left
+    out, the log is on (the local target's default), and a cluster has no sink to send it to."""
+    settings = manifest.prediction_log_settings
+    if not settings.enabled:
         return ""
-    settings = manifest.prediction_log
     if settings.url is None:
-        return "prediction_log has no url: the kubernetes target records nothing (KServe's logger needs a sink: set prediction_log.url)"
+        return "prediction_log records nothing on kubernetes without prediction_log.url (KServe's logger needs a sink to send to)"
     if not settings.payloads:
         return "prediction_log.payloads false: KServe's logger always sends bodies, so no logger is rendered"
     ignored = [key for key in ("sample", "retention_days", "max_mb") if key in settings.model_fields_set]
@@ -188,6 +190,18 @@ TARGETS: dict[str, dict[str, Row]] = {
     },
 }
 
+# What a flavour of a target changes in its rows: (target, flavour) -> field -> row.
+FLAVOURS: dict[tuple[str, str], dict[str, Row]] = {
+    ("kubernetes", "raw"): {
+        "prediction_log": Gap(
+            lambda m: m.prediction_log_settings.enabled,
+            "prediction_log is not honoured by the kubernetes raw flavour: it has no KServe logger, "
+            "so nothing is recorded{default}",
+            "use the serverless flavour (--flavor serverless) with prediction_log.url, or set prediction_log.enabled: false",
+        ),
+    },
+}
+
 # Remarks that hold whatever the target: field -> gap.
 EVERYWHERE: dict[str, Gap] = {
     "hardware": Gap(
@@ -198,9 +212,9 @@ EVERYWHERE: dict[str, Gap] = {
 }
 
 
-def unhonoured(manifest: Any, target: str) -> list[Problem]:
-    """One warning per field whose value `target` does not honour, in the table's field order."""
-    rows = TARGETS[target]
+def unhonoured(manifest: Any, target: str, flavour: Optional[str] = None) -> list[Problem]:
+    """One warning per field whose value `target` (in `flavour`) does not honour, in the table's field order."""
+    rows = {**TARGETS[target], **FLAVOURS.get((target, flavour or ""), {})}
     known = facts(manifest)
     found = []
     for field in FIELDS:
@@ -218,6 +232,6 @@ def _warning(field: str, gap: Gap, manifest: Any, known: dict[str, Any]) -> Prob
     return Problem(message, (field,), getattr(manifest, field), hint, severity="warning")
 
 
-def check_for(target: str) -> Callable[[Any], list[Problem]]:
+def check_for(target: str, flavour: Optional[str] = None) -> Callable[[Any], list[Problem]]:
     """The check the loader runs after defaults (so its warnings get a file and line)."""
-    return lambda manifest: unhonoured(manifest, target)
+    return lambda manifest: unhonoured(manifest, target, flavour)
