@@ -209,6 +209,22 @@ def test_the_database_and_its_wal_together_stay_within_max_mb(tmp_path):
     assert stored(log, "max(point)") == [(5999,)]
 
 
+def test_the_size_cap_evicts_by_answer_time_not_by_write_order(tmp_path):
+    """A big request's rows reach the database after later requests' rows (it is written over many
+    flushes): when the cap evicts, the later requests must outlive the older big one."""
+    log = log_at(tmp_path, max_mb=1)
+    started = time.time()
+    later = answered(points=3, run_id="later", arrived=started + 5)
+    log.record(later, 200, 0.001)
+    log.flush()  # written first, answered last
+    big = answered(points=6000, run_id="big", arrived=started)
+    big.result = [["x" * 500] for _ in range(6000)]
+    log.record(big, 200, 0.001)
+    log.flush()
+    assert ("later",) in stored(log, "DISTINCT run_id")
+    assert disk_bytes(log.path) <= log.max_bytes
+
+
 def test_a_log_written_before_auto_vacuum_gives_its_pages_back_too(tmp_path):
     log = log_at(tmp_path, max_mb=1)
     log.path.parent.mkdir()

@@ -341,8 +341,11 @@ class PredictionLog:
         first, last = connection.execute("SELECT min(rowid), max(rowid) FROM predictions").fetchone()
         if first is None:
             return 0
-        cut = first + int((last - first + 1) * (1 - PRUNE_TO * self.max_bytes / used))
-        return connection.execute("DELETE FROM predictions WHERE rowid <= ?", (cut,)).rowcount
+        # Oldest by answer time, not by rowid: a big request's rows are written over many flushes,
+        # interleaved with later requests' rows, which must outlive it.
+        over = int((last - first + 1) * (1 - PRUNE_TO * self.max_bytes / used)) + 1
+        oldest = "SELECT rowid FROM predictions ORDER BY time LIMIT ?"
+        return connection.execute(f"DELETE FROM predictions WHERE rowid IN ({oldest})", (over,)).rowcount
 
 
 def transactions(found: list[tuple]) -> Iterator[list[tuple]]:
