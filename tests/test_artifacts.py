@@ -97,3 +97,19 @@ def test_joblib_arrays_are_stepped_over_so_a_joblib_pipeline_is_read_to_its_last
     assert (artifact.format, artifact.estimator, artifact.role, artifact.problem) == (
         "joblib", "sklearn.ensemble._forest.RandomForestClassifier", "classifier", None
     )
+
+
+def test_a_big_xgboost_ubj_classifier_is_told_by_its_objective_near_the_end(tmp_path, monkeypatch):
+    """XGBoost writes keys sorted, so `objective` follows the trees: a model bigger than the bytes
+    scanned must be read at its end too (here the scan is made small instead of the model big)."""
+    xgboost = pytest.importorskip("xgboost")
+    import numpy as np
+
+    from conduit.artifacts import formats
+
+    features = np.random.default_rng(0).random((200, 4))
+    model = xgboost.XGBClassifier(n_estimators=20).fit(features, (features[:, 0] > 0.5).astype(int))
+    model.save_model(tmp_path / "model.ubj")
+    monkeypatch.setattr(formats, "UBJ_SCAN_BYTES", 512)
+    assert (tmp_path / "model.ubj").stat().st_size > 512 * 4
+    assert formats.inspect_xgboost_ubj(tmp_path / "model.ubj").role == "classifier"

@@ -177,11 +177,11 @@ class SlowFlow:
     def __init__(self, flow, seconds: float) -> None:
         self.flow, self.seconds = flow, seconds
 
-    def predict(self, data, parameters=None, files=None):
+    def predict(self, data, parameters=None, files=None, inputs=None):
         import time
 
         time.sleep(self.seconds)
-        return self.flow.predict(data, parameters=parameters, files=files)
+        return self.flow.predict(data, parameters=parameters, files=files, inputs=inputs)
 
 
 def test_a_model_call_past_the_timeout_is_a_504_and_the_server_keeps_serving(flow):

@@ -31,7 +31,6 @@ from typing import Optional
 from conduit.errors import ConduitError
 from conduit.paths import conduit_home, make_private
 
-STATES = ("starting", "serving", "archived", "failed")
 # The revision lifecycle: where each state may go. `serving -> archived` happens only inside
 # `promote`, in the same transaction that makes the next revision serve.
 TRANSITIONS = {"starting": ("serving", "failed"), "serving": ("archived",), "archived": (), "failed": ()}

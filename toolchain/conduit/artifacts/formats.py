@@ -16,7 +16,8 @@ from conduit.artifacts.kinds import Artifact
 
 CLASSIFIER_OBJECTIVES = ("binary:", "multi:")
 UBJ_OBJECTIVE = re.compile(rb"(binary|multi|reg|count|survival|rank):[a-z_]+")
-UBJ_SCAN_BYTES = 1 << 20  # the objective sits in the learner's header, before the trees
+# XGBoost writes keys sorted: `learner` opens the file, and its `objective` follows the trees, near the end.
+UBJ_SCAN_BYTES = 1 << 20
 # The end of a Hugging Face architecture's class name -> the pipeline task it serves.
 ARCHITECTURE_TASKS = (
     ("ForSequenceClassification", "text-classification"),
@@ -48,9 +49,11 @@ def inspect_xgboost_json(path: Path) -> Optional[Artifact]:
 def inspect_xgboost_ubj(path: Path) -> Optional[Artifact]:
     with open(path, "rb") as file:
         head = file.read(UBJ_SCAN_BYTES)
-    if b"learner" not in head:
-        return None
-    objective = UBJ_OBJECTIVE.search(head)
+        if b"learner" not in head:
+            return None
+        file.seek(max(0, path.stat().st_size - UBJ_SCAN_BYTES))
+        tail = file.read(UBJ_SCAN_BYTES)
+    objective = UBJ_OBJECTIVE.search(tail)
     return Artifact("xgboost-ubj", "xgboost", role=_objective_role(objective.group(0).decode() if objective else None))
 
 

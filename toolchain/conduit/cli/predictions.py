@@ -49,7 +49,7 @@ def command(
         predictions.parse_time(since) if since else None,
         predictions.parse_time(until) if until else None,
         status,
-        limit if limit is not None or export_to is not None or only_count else DEFAULT_LIMIT,
+        limit if limit is not None or export_to is not None else DEFAULT_LIMIT,
     )
     with contextlib.closing(predictions.open_log(name)) as connection:
         if only_count:

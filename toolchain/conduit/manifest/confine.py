@@ -32,9 +32,14 @@ class Escape:
     link: Optional[str] = None  # a link inside a folder artifact that leads out (relative to the manifest)
 
     @property
+    def in_git_folder(self) -> bool:
+        """Inside the tree, but in its `.git` folder (an escape only `_inside` calls one)."""
+        return self.link is None and self.leads_to.is_relative_to(self.root)
+
+    @property
     def message(self) -> str:
-        where = "the git work tree" if (self.root / ".git").exists() else "the manifest's folder"
-        if self.link is None and self.leads_to.is_relative_to(self.root):
+        where = "the git work tree" if (self.root / GIT).exists() else "the manifest's folder"
+        if self.in_git_folder:
             return f"'{self.written}' is inside git's own folder {self.root / GIT}: it resolves to {self.leads_to}"
         if self.link is None:
             return f"'{self.written}' is outside {where}: it resolves to {self.leads_to}"
@@ -42,7 +47,7 @@ class Escape:
 
     @property
     def hint(self) -> str:
-        if self.link is None and self.leads_to.is_relative_to(self.root):
+        if self.in_git_folder:
             return "name a file of the work tree: .git holds git's configuration and credentials, never model files"
         return f"copy it under {self.root} (cp -L follows links): a bento ships every file its manifest names"
 

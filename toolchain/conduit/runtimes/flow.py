@@ -66,12 +66,12 @@ class FlowStage:
                 raise InputError(f"the model rejected input {convert.describe(value)}: {exc}") from exc
             if self.post is not None:
                 output = self.post(output, **context)
-            self._require_finite(output, value)
             return output
 
-    def _require_finite(self, output: Any, value: Any) -> None:
+    def require_finite(self, output: Any, value: Any) -> None:
         """NaN and infinity have no JSON form (they would reach the caller as null): a 422, unless
-        the post hook turned them into something that has one."""
+        the post hook turned them into something that has one. Asked of the last stage only: NaN
+        between stages may be meant (XGBoost reads it as a missing value)."""
         count = convert.non_finite_count(output)
         if count:
             source = "the model" if self.post is None else f"the post hook {self.post.spec}"
@@ -85,6 +85,9 @@ class FlowStage:
 class Flow:
     def __init__(self, stages: list[FlowStage]) -> None:
         self.stages = stages
+        # Whether a hook declares `files`: otherwise uploaded files would go nowhere.
+        hooks = [hook for stage in stages for hook in (stage.pre, stage.post) if hook is not None]
+        self.takes_files = any("files" in hook.keywords for hook in hooks)
 
     @classmethod
     def load(cls, manifest: Manifest, functions: Optional[HookFunctions] = None) -> Flow:
@@ -128,9 +131,12 @@ class Flow:
         if inputs is not None and first.pre is not None:
             inputs.append(value)
         expected = self._expected_points(data, value)
-        value = first.finish(value, context)
+        staged, value = value, first.finish(value, context)
         for stage in rest:
-            value = stage.finish(stage.prepare(value, context), context)
+            staged = stage.prepare(value, context)
+            value = stage.finish(staged, context)
+        with _labelled(self.stages[-1].label):
+            self.stages[-1].require_finite(value, staged)
         result = convert.to_rows(value)
         if expected is not None and len(result) != expected:
             raise FlowError(
@@ -138,12 +144,6 @@ class Flow:
                 "the last stage (or its post hook) must return one result per data point"
             )
         return result
-
-    @property
-    def takes_files(self) -> bool:
-        """Whether a hook of the flow declares `files`: otherwise uploaded files would go nowhere."""
-        hooks = [hook for stage in self.stages for hook in (stage.pre, stage.post) if hook is not None]
-        return any("files" in hook.keywords for hook in hooks)
 
     def _expected_points(self, data: Any, prepared: Any) -> Optional[int]:
         pre = self.stages[0].pre

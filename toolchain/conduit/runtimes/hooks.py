@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from conduit.errors import ConduitError, ModelLoadError
+from conduit.paths import package_dir
 
 OPTIONAL_KEYWORDS = ("files", "parameters")
 IMPORT_CHECK_TIMEOUT_S = 60
@@ -126,7 +127,7 @@ def load_hook(spec: str, base_dir: Path) -> Hook:
 def import_in_subprocess(spec: str, base_dir: Path, timeout_s: float = IMPORT_CHECK_TIMEOUT_S) -> Optional[str]:
     """Import a hook as the Bento will, in a fresh interpreter (cwd = `base_dir`), without running
     anything in this one: None when it loads, else why not (one line)."""
-    package_root = str(Path(__file__).resolve().parents[2])  # the folder holding `conduit`
+    package_root = str(package_dir().parent)  # the folder holding `conduit`
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-c", _IMPORT_CHECK, spec, str(base_dir)]
     try:

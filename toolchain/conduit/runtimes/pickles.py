@@ -58,18 +58,19 @@ def _unpickle(path: Path) -> Any:
     import cloudpickle  # pickle.load reads cloudpickle files too; importing registers its reducers
 
     try:
-        with open(path, "rb") as handle:
-            return cloudpickle.load(handle)
-    except ModuleNotFoundError as exc:
+        try:
+            with open(path, "rb") as handle:
+                return cloudpickle.load(handle)
+        except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError, IndexError) as exc:
+            joblib_file = _joblib_load(path)
+            if joblib_file is _NOT_JOBLIB:
+                raise ModelLoadError(f"{path.name} is not a readable pickle ({type(exc).__name__}: {exc})") from exc
+            return joblib_file
+    except ModuleNotFoundError as exc:  # from either loader: name the module and what installs it
         module = exc.name or str(exc)
         raise ModelLoadError(
             f"{path.name} needs the Python module {module!r}, which is not installed: {missing_module_hint(module)}"
         ) from exc
-    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError, IndexError) as exc:
-        joblib_file = _joblib_load(path)
-        if joblib_file is not _NOT_JOBLIB:
-            return joblib_file
-        raise ModelLoadError(f"{path.name} is not a readable pickle ({type(exc).__name__}: {exc})") from exc
 
 
 _NOT_JOBLIB = object()
@@ -84,6 +85,8 @@ def _joblib_load(path: Path) -> Any:
         return _NOT_JOBLIB
     try:
         return joblib.load(path)
+    except ModuleNotFoundError:
+        raise  # a joblib file after all: its missing module is the message
     except Exception:  # noqa: BLE001 not a joblib file either: the pickle error above says what it is
         return _NOT_JOBLIB
 

@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
+from conduit.artifacts.formats import CLASSIFIER_OBJECTIVES
 from conduit.errors import ModelLoadError
 from conduit.runtimes.base import CPU, Runtime, import_framework, require_file, short_reason
 from conduit.runtimes.pickles import load_pickle
 from conduit.runtimes.sklearn import feature_batch, require_method
 
 NATIVE_SUFFIXES = (".json", ".ubj")
-CLASSIFICATION_OBJECTIVES = ("binary:", "multi:")
 
 
 class XGBoostRegressorRuntime(Runtime):
@@ -67,7 +67,7 @@ class XGBoostClassifierRuntime(XGBoostRegressorRuntime):
 
     @classmethod
     def check_objective(cls, objective: Optional[str]) -> None:
-        if objective and not objective.startswith(CLASSIFICATION_OBJECTIVES):
+        if objective and not objective.startswith(CLASSIFIER_OBJECTIVES):
             raise ModelLoadError(
                 f"the model's objective is {objective}, a regression objective, but model_type xgboost_classifier "
                 "calls predict_proba: declare model_type xgboost_regressor"

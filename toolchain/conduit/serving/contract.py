@@ -20,7 +20,7 @@ from conduit.errors import BadRequest, ConduitError
 from conduit.runtimes.uploads import UploadedFile
 
 REQUEST_KEYS = frozenset({"data", "parameters"})
-_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
 @dataclass
@@ -122,7 +122,7 @@ def success_body(result: list, run_id: str, run_time_ms: float, ids: Optional[li
             "run_time_ms": round(run_time_ms, 3),
             "prediction_ids": prediction_ids(len(result)) if ids is None else ids,
         },
-        option=_DUMP_OPTIONS,
+        option=DUMP_OPTIONS,
     )
 
 

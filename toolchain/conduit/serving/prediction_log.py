@@ -39,6 +39,7 @@ from typing import Any, Callable, Optional
 import orjson
 
 from conduit.paths import conduit_home
+from conduit.serving.contract import DUMP_OPTIONS
 
 logger = logging.getLogger("conduit.serving")
 
@@ -57,12 +58,12 @@ INCREMENTAL = 2  # PRAGMA auto_vacuum's value for incremental
 # Queued requests past this are dropped (and counted): a stuck disk must not eat the memory.
 MAX_PENDING = 100_000
 PRUNE_TO = 0.9  # a log over max_mb is cut to this share of it, so pruning does not run every flush
-_DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 COLUMNS = (
     "time", "deployment", "revision", "status", "run_id", "prediction_id", "point",
     "run_time_ms", "latency_ms", "input", "output", "error_type", "error_message",
 )
+INPUT, OUTPUT = COLUMNS.index("input"), COLUMNS.index("output")  # the payloads: a row's big part
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     time REAL NOT NULL,          -- unix seconds when the request arrived
@@ -127,7 +128,7 @@ class Exchange:
 
 def payload(value: Any) -> str:
     """JSON text, or a marker string saying how long it was when over MAX_PAYLOAD_BYTES."""
-    text = orjson.dumps(value, option=_DUMP)
+    text = orjson.dumps(value, option=DUMP_OPTIONS)
     if len(text) > MAX_PAYLOAD_BYTES:
         return orjson.dumps(f"[cut: {len(text)} bytes of JSON, over the {MAX_PAYLOAD_BYTES} a record keeps]").decode()
     return text.decode()
@@ -354,7 +355,7 @@ def transactions(found: list[tuple]) -> Iterator[list[tuple]]:
     size = 0
     for row in found:
         chunk.append(row)
-        size += len(row[9] or "") + len(row[10] or "")  # the payloads: the rest is small
+        size += len(row[INPUT] or "") + len(row[OUTPUT] or "")  # the payloads: the rest is small
         if len(chunk) >= ROWS_PER_TRANSACTION or size >= BYTES_PER_TRANSACTION:
             yield chunk
             chunk, size = [], 0

@@ -10,7 +10,6 @@ import asyncio
 import time
 from collections.abc import Awaitable
 from functools import partial
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 from conduit.errors import ConduitError
@@ -75,12 +74,6 @@ class Predictor:
         self.timeout_s = timeout_s
 
     @classmethod
-    def load(cls, bento_dir: Path, timeout_s: Optional[float] = None) -> Predictor:
-        from conduit.serving.bento import load_manifest
-
-        return cls.for_manifest(load_manifest(bento_dir), timeout_s=timeout_s)
-
-    @classmethod
     def for_manifest(cls, manifest: Any, timeout_s: Optional[float] = None) -> Predictor:
         from conduit.runtimes.flow import Flow
 
@@ -95,8 +88,7 @@ class Predictor:
         except in a batch, whose rows are several requests'."""
         if self.batcher is not None and not request.files:
             return await self._bounded(self.batcher.submit_timed(request.data, request.parameters))
-        wanted = {} if inputs is None else {"inputs": inputs}  # asked for by the prediction log only
-        call = partial(self.flow.predict, request.data, parameters=request.parameters, files=request.files or None, **wanted)
+        call = partial(self.flow.predict, request.data, parameters=request.parameters, files=request.files or None, inputs=inputs)
         points = len(request.data) if request.data is not None else 1  # files only: the pre hook makes the rows
         if self.policy.inline(points):
             result, elapsed_ms = _timed(call)

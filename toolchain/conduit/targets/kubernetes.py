@@ -124,7 +124,7 @@ def api_key_sha256_from_env() -> Optional[str]:
     from conduit.keys import explicit_key
     from conduit.serving.auth import key_sha256
 
-    key = explicit_key() if os.environ.get("CONDUIT_API_KEY") else None
+    key = explicit_key()  # None when CONDUIT_API_KEY is not set
     return key_sha256(key) if key else None
 
 

@@ -551,9 +551,10 @@ def statuses() -> list[DeploymentStatus]:
     return [status(record.name, store) for record in store.deployments()]
 
 
-def log_path(name: str, revision: Optional[int] = None) -> Path:
-    """The log of `revision`, default the serving one (else the latest)."""
-    store = Store()
+def log_path(name: str, revision: Optional[int] = None, store: Optional[Store] = None) -> Path:
+    """The log of `revision`, default the serving one (else the latest). `store`: one already open
+    (a follower asks several times a second; opening one runs the schema and migrations)."""
+    store = store or Store()
     store.require(name)
     revisions = store.revisions(name)
     if revision is not None:

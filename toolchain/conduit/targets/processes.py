@@ -131,6 +131,8 @@ def stop_revision(pid: Optional[int], log_path: Optional[str | Path], grace_s: f
     """Stop a revision's supervisor (`stop`), then whatever of the revision is left without one;
     returns how many processes ran (0: nothing of it was running)."""
     running = len(writers_of(log_path)) or int(is_ours(pid, SUPERVISOR_MODULE))  # no log path: never started
+    if not running:  # an archived or failed revision: spare the scans of every process below
+        return 0
     stop(pid, SUPERVISOR_MODULE, grace_s)
     stop_writers(log_path)
     return running
