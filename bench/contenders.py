@@ -56,6 +56,10 @@ class Contender:
         """The pids whose process trees serve this contender (their CPU is the server's)."""
         return [self.server.process.pid] if self.server is not None and self.server.process is not None else []
 
+    def processes_alone(self) -> tuple[int, ...]:
+        """Processes that serve it too, counted without their children (see tree_cpu_seconds)."""
+        return ()
+
     def predict_once(self) -> list:
         response = post_json(self.url, self.body, self.auth)
         if response.status_code != 200:

@@ -2,16 +2,15 @@
 
 Starts one iris server, loads it with wrk (sequential by default), samples every process of it with
 `py-spy record --subprocesses --nonblocking`, then prints CPU ms per request, self time by
-library, and the functions with the most inclusive time. For conduit deployed with `conduit
-apply`, the served revision (supervisor, `bentoml serve`, workers) and the router are sampled
-side by side and reported apart. Writes the raw stacks under bench/results/profile-<target>*.txt
+library, and the functions with the most inclusive time. For conduit applied to the local
+target, its replica (BentoML's worker) and the gateway are sampled side by side and reported
+apart (the gateway's subprocesses include its zygote and replicas: read its own functions). Writes the raw stacks under bench/results/profile-<target>*.txt
 (collapsed format: flamegraph.pl or speedscope read it).
 """
 from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 import shutil
 import subprocess
@@ -130,14 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def sampled_processes(server) -> dict[str, int]:
     """Raw-file suffix -> the pid whose process tree py-spy samples: the server, or for
-    `conduit apply` its serving revision and its router (pids from the bench's own store)."""
+    conduit applied to the local target its replica and its gateway (from the gateway's state file)."""
     if server.server is not None:
         return {"": server.server.process.pid}
-    os.environ["CONDUIT_HOME"] = str(server.home)
-    from conduit.store import Store
-
-    store = Store()
-    return {"-revision": store.serving(server.deploy_name).pid, "-router": store.require(server.deploy_name).router_pid}
+    return {"-replica": server.replica_pids()[0], "-gateway": server.gateway_pid()}
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import report
-from bench.conduit_adapter import ConduitBackend, ConduitEndpoint, strategy
+from bench.conduit_adapter import ConduitDirect, ConduitEndpoint, ConduitHome, strategy
 from bench.contenders import BentoMLPeer, Contender, MLServerPeer
 from bench.load import run_wrk, wrk_path
 from bench.servers import tree_cpu_seconds
@@ -89,7 +89,7 @@ def contenders_for(model: BenchModel, plan: Plan, work: Path, notes: list[str]) 
         endpoint = ConduitEndpoint(model, work)
         chosen.append(endpoint)
         if strategy() == "apply" and model.key == "iris":
-            chosen.append(ConduitBackend(endpoint))  # after its endpoint: started once that is up
+            chosen.append(ConduitDirect(endpoint))  # after its endpoint: started once that is up
         if model.key == "mlp":
             batched = ConduitEndpoint(model, work, batching=BATCHING)
             batched.scenarios = ("c32",)
@@ -156,10 +156,10 @@ def measure(plan: Plan, models: dict[str, BenchModel], contenders: dict[str, lis
                 turn = [c for c in group if c.scenarios is None or scenario in c.scenarios]
                 shift = round_index % max(len(turn), 1)
                 for contender in turn[shift:] + turn[:shift]:
-                    roots = contender.process_roots()
-                    cpu_before = tree_cpu_seconds(roots)
+                    roots, alone = contender.process_roots(), contender.processes_alone()
+                    cpu_before = tree_cpu_seconds(roots, alone)
                     result = run_wrk(contender.url, contender.body, clients, plan.seconds, contender.auth)
-                    cpu_ms = (tree_cpu_seconds(roots) - cpu_before) * 1000 / max(result.requests, 1)
+                    cpu_ms = (tree_cpu_seconds(roots, alone) - cpu_before) * 1000 / max(result.requests, 1)
                     samples.append({"model": key, "scenario": scenario, "contender": contender.label,
                                     "round": round_index, **result.to_json(), "cpu_ms_per_req": round(cpu_ms, 4)})
                     print(f"  {key:5} {scenario:4} {contender.label:22} {result.rps:8.1f} req/s  "
@@ -187,6 +187,17 @@ def repeated_cold_starts(plan: Plan, models: dict[str, BenchModel], work: Path, 
     if plan.cold_repeats <= 1 or not plan.conduit or strategy() != "apply":
         return []
     seconds: dict[tuple[str, str, str], list[float]] = {}
+    try:
+        cold_start_turns(plan, models, work, notes, seconds)
+    finally:
+        ConduitHome.close_all()
+    return [{"model": key, "contender": label, "what": f"{what} (median of {len(values)})",
+             "seconds": round(float(np.median(values)), 3), "all": values}
+            for (key, label, what), values in seconds.items()]
+
+
+def cold_start_turns(plan: Plan, models: dict[str, BenchModel], work: Path, notes: list[str],
+                     seconds: dict[tuple[str, str, str], list[float]]) -> None:
     for repeat in range(plan.cold_repeats):
         for key, model in models.items():
             folder = work / f"cold-{repeat}"
@@ -202,9 +213,6 @@ def repeated_cold_starts(plan: Plan, models: dict[str, BenchModel], work: Path, 
                     contender.stop()
                 entry = cold_start_entries(key, contender, ready_s)[0]
                 seconds.setdefault((key, entry["contender"], entry["what"]), []).append(entry["seconds"])
-    return [{"model": key, "contender": label, "what": f"{what} (median of {len(values)})",
-             "seconds": round(float(np.median(values)), 3), "all": values}
-            for (key, label, what), values in seconds.items()]
 
 
 def run(plan: Plan, out: Path, choose=contenders_for) -> dict:
@@ -218,6 +226,7 @@ def run(plan: Plan, out: Path, choose=contenders_for) -> dict:
             "host_note": "shared 2-core host: absolute figures are noisy; compare ratios from one run"}
     with tempfile.TemporaryDirectory(prefix="conduit-bench-") as folder, contextlib.ExitStack() as stack:
         work = Path(folder)
+        stack.callback(ConduitHome.close_all)  # last out: a gateway left by a failed apply stops too
         models = make_models(plan.models, work / "models") if isinstance(plan.models[0], str) \
             else {model.key: model for model in plan.models}  # models made by the caller
         contenders = {key: choose(model, plan, work, notes) for key, model in models.items()}

@@ -66,23 +66,27 @@ class ServerProcess:
             return "(no log)"
 
 
-def tree_cpu_seconds(roots: list[int]) -> float:
-    """User + system CPU seconds of these processes and everything under them, so far."""
+def tree_cpu_seconds(roots: list[int], alone: tuple[int, ...] = ()) -> float:
+    """User + system CPU seconds so far of these processes and everything under them, and of the
+    `alone` ones without their children (the gateway: its replicas are counted per deployment),
+    each process once."""
     import psutil
 
-    total = 0.0
-    for root in roots:
+    processes: dict[int, psutil.Process] = {}
+    for pid in (*roots, *alone):
         try:
-            parent = psutil.Process(root)
-            processes = [parent, *parent.children(recursive=True)]
+            parent = psutil.Process(pid)
+            tree = (parent,) if pid in alone else (parent, *parent.children(recursive=True))
         except psutil.Error:
             continue
-        for process in processes:
-            try:
-                times = process.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system
+        processes.update((process.pid, process) for process in tree)
+    total = 0.0
+    for process in processes.values():
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
     return total
 
 

@@ -260,6 +260,27 @@ def test_values_that_cannot_be_written_are_refused(project: Path):
     ]
 
 
+def test_project_and_replica_concurrency_are_arguments(project: Path):
+    conduit = Conduit(name="iris", flow=("sklearn", "model.pkl"), project="team-a", replica_concurrency=6)
+    assert (conduit.manifest.project, conduit.manifest.resolved_replica_concurrency) == ("team-a", 6)
+    assert load(conduit.save()) == conduit.manifest
+
+
+def test_a_bad_project_is_refused_with_a_suggestion(project: Path):
+    with pytest.raises(ManifestInvalid) as caught:
+        Conduit(name="iris", flow=("sklearn", "model.pkl"), project="Team A")
+    assert messages(caught.value) == [
+        "project: project 'Team A' may hold only lowercase letters, digits and hyphens (hint: did you mean `team-a`?)"
+    ]
+
+
+def test_deploy_refuses_an_option_its_target_does_not_take_before_writing(project: Path):
+    conduit = Conduit(name="iris", flow=("sklearn", "model.pkl"))
+    with pytest.raises(UsageError, match="^--namespace is an option of the kubernetes target, not of the local target$"):
+        conduit.deploy(namespace="team-a")
+    assert not (project / "conduit.yaml").exists()
+
+
 @pytest.mark.e2e
 def test_deploy_serves_the_manifest_it_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import httpx
@@ -279,6 +300,7 @@ def test_deploy_serves_the_manifest_it_saved(tmp_path: Path, monkeypatch: pytest
     callers_umask = os.umask(0o022)  # the usual one: deploy keeps its state private all the same
     try:
         endpoint = conduit.deploy()
+        assert endpoint == f"http://127.0.0.1:{os.environ['CONDUIT_PORT']}/v1/default/api-deploy/predict"
         assert paths.current_umask() == 0o022  # and gives the caller's own umask back
         answer = httpx.post(endpoint, json=[[5.1, 3.5, 1.4, 0.2]], headers={"Authorization": KEY}, timeout=60)
         assert answer.status_code == 200 and answer.json()["result"] == [0]

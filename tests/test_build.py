@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from conduit.build import bento_store, build
+from conduit.build import build
+from conduit.targets.local.bentoml_serving import bento_store
 from serving.trained import iris_folder
 
 

@@ -11,7 +11,7 @@ import pytest
 from conduit import model_api_request
 from conduit.client import EndpointUnreachable, to_plain
 from conduit.errors import UsageError
-from conduit.targets.processes import free_port
+from conduit.targets.local.processes import free_port
 
 _spec = importlib.util.spec_from_file_location("echo_server", Path(__file__).parent / "targets" / "echo_server.py")
 echo_server = importlib.util.module_from_spec(_spec)

@@ -109,7 +109,7 @@ def test_the_iris_image_serves_authenticated_predictions(tmp_path: Path) -> None
     # Offline, the only base image is the Python 3.11 one `container-setup.sh` makes; any other
     # version would make the image's `uv venv` download a Python.
     manifest = example / "conduit.yaml"
-    manifest.write_text(manifest.read_text().replace('python_version: "3.10"', 'python_version: "3.11"'))
+    manifest.write_text(manifest.read_text() + 'python_version: "3.11"\n')
     env = {**os.environ, "CONDUIT_HOME": str(tmp_path / "home"), "CONDUIT_CONTAINER_BUILDER": "podman"}
     subprocess.run([sys.executable, str(example / "train.py")], check=True, env=env, timeout=120)
     image = f"localhost/conduit-test/iris:{secrets.token_hex(4)}"

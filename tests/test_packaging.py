@@ -52,6 +52,14 @@ def test_the_wheel_carries_every_template(wheel: Path):
     assert {"conduit/__init__.py", "conduit/manifest/loader.py", "conduit/cli/main.py"} <= names
 
 
+def test_the_wheel_carries_the_dashboards_pages_and_chart_library(wheel: Path):
+    dashboard = REPO / "toolchain" / "conduit" / "dashboard"
+    files = [*dashboard.glob("static/*"), *dashboard.glob("templates/*")]
+    shipped = {f"conduit/dashboard/{path.relative_to(dashboard).as_posix()}" for path in files}
+    assert {"conduit/dashboard/static/chart.min.js", "conduit/dashboard/static/chart.js.LICENSE.txt"} <= shipped
+    assert shipped <= set(zipfile.ZipFile(wheel).namelist())
+
+
 def test_installed_conduit_finds_its_templates(wheel: Path, tmp_path: Path):
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)])

@@ -87,6 +87,7 @@ def test_apply_and_predict_with_the_default_state_folder(tmp_path):
         endpoint = subprocess.run(
             [CONDUIT, "status", "iris", "--endpoint"], check=True, env=env, capture_output=True, text=True
         ).stdout.strip()
+        assert endpoint == "http://127.0.0.1:8765/v1/default/iris/predict"  # the README's: the default gateway port
         request = urllib.request.Request(
             endpoint,
             data=(example / "request.json").read_bytes(),

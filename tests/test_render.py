@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from conduit.render import GLUE_FILES, RenderError, render, service_settings
 from serving.trained import EXAMPLES, iris_folder, torch_folder, trained_example
 
 ROOT = Path(__file__).resolve().parents[1]
-VOLATILE_LOCK_KEYS = ("artifacts", "packages")  # values depend on the machine that trained/rendered
+VOLATILE_LOCK_KEYS = ("artifacts", "packages", "trained_with")  # values depend on the machine that trained/rendered
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -85,7 +86,8 @@ def test_bentofiles_are_valid_for_bentoml(iris, tmp_path):
     for manifest in (iris, torch_folder(tmp_path)):
         with (render(manifest, tmp_path / "out").path / "bentofile.yaml").open() as handle:
             config = BentoBuildConfig.from_yaml(handle)
-        assert config.python.lock_packages is False and config.docker.python_version == "3.10"
+        # No python_version in the manifest: the image gets the Python conduit runs under.
+        assert config.python.lock_packages is False and config.docker.python_version == "{}.{}".format(*sys.version_info[:2])
 
 
 def test_missing_artifact_is_a_clear_error_and_loses_nothing(iris, tmp_path):

@@ -79,11 +79,8 @@ def test_a_database_with_two_serving_revisions_opens_with_the_newest_serving(tmp
         db.execute("UPDATE revisions SET state = 'serving' WHERE revision = 3")
 
 
-def test_deployment_endpoint_and_removal(store):
-    record = store.ensure_deployment("iris", "/src/conduit.yaml")
-    assert record.endpoint is None
-    store.update_deployment("iris", port=5123, router_pid=42)
-    assert store.require("iris").endpoint == "http://127.0.0.1:5123/predict"
+def test_deployment_and_removal(store):
+    store.ensure_deployment("iris", "/src/conduit.yaml")
     assert store.ensure_deployment("iris").manifest_path == "/src/conduit.yaml"
     store.add_revision("iris", "iris:aaa", "ab" * 32)
     store.remove_deployment("iris")
@@ -119,3 +116,23 @@ def test_concurrent_writers_get_distinct_revisions(store):
         thread.join()
     assert not errors
     assert [r.revision for r in store.revisions("iris")] == list(range(1, 41))
+
+
+def test_a_revision_keeps_how_it_is_served_and_the_gateway_reads_the_live_ones(store):
+    store.ensure_deployment("iris")
+    first = store.add_revision("iris", "iris:aaa", "ab" * 32, settings={"min_replicas": 0, "project": "team-a"})
+    assert first.settings == {"min_replicas": 0, "project": "team-a"}
+    store.promote("iris", 1)
+    store.add_revision("iris", "iris:bbb", "ab" * 32)
+    assert [(r.revision, r.state) for r in store.live_revisions()] == [(1, "serving"), (2, "starting")]
+    assert store.revision("iris", 2).settings == {}
+
+
+def test_fail_if_starting_leaves_a_revision_the_gateway_already_moved_on(store):
+    store.ensure_deployment("iris")
+    store.add_revision("iris", "iris:aaa", "ab" * 32)
+    store.add_revision("iris", "iris:bbb", "ab" * 32)
+    store.promote("iris", 1)
+    assert store.fail_if_starting("iris", 1, "interrupted") is False  # promoted first: it serves
+    assert store.fail_if_starting("iris", 2, "interrupted") is True
+    assert [(r.state, r.note) for r in store.revisions("iris")] == [("serving", ""), ("failed", "interrupted")]

@@ -3,7 +3,7 @@
 The before/after rows PROFILE.md cites, one change at a time, all ratios to `conduit` (everything
 on: `conduit apply` with cpu 2, the fast path in front of BentoML, uvloop + httptools):
 
-- `conduit-direct`  the same deployment on its backend port, past the router (the router's cost)
+- `conduit-direct`  the same deployment on its replica's own port, past the gateway (the gateway's cost)
 - `conduit-inner`   CONDUIT_FAST_PATH=inner: the fast path inside BentoML's middleware stack
 - `conduit-nofast`  CONDUIT_FAST_PATH=0: /predict through the declared BentoML route
 - `conduit-slowio`  uvloop + httptools hidden (bench/prototypes/without_fastio): uvicorn's defaults
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from bench import run
-from bench.conduit_adapter import ConduitBackend, ConduitEndpoint, strategy
+from bench.conduit_adapter import ConduitDirect, ConduitEndpoint, strategy
 from bench.contenders import BentoMLPeer, MLServerPeer
 
 PROTOTYPES = Path(__file__).resolve().parent
@@ -42,7 +42,7 @@ def variants(model, plan, work, notes):
         conduit = ConduitEndpoint(model, work)
         chosen += [conduit]
         if strategy() == "apply":
-            chosen.append(ConduitBackend(conduit))
+            chosen.append(ConduitDirect(conduit))
         chosen += [
             ConduitEndpoint(model, work, extra_env={"CONDUIT_FAST_PATH": "inner"}, name="conduit-inner"),
             ConduitEndpoint(model, work, extra_env={"CONDUIT_FAST_PATH": "0"}, name="conduit-nofast"),

@@ -37,7 +37,7 @@ def expected_rows() -> set[tuple[str, str, str]]:
         iris.append("conduit")
         mlp.append("conduit")
     if strategy() == "apply":
-        iris.append("conduit-direct")  # the serving revision past the router
+        iris.append("conduit-direct")  # the replica past the gateway
     rows = {(model, scenario, contender)
             for model, group in (("iris", iris), ("mlp", mlp))
             for contender in group for scenario in ("seq", "c8", "c32")}

@@ -16,6 +16,7 @@ STARTER = (
     "# yaml-language-server: $schema=conduit.schema.json\n"
     "apiVersion: conduit/v1\n"
     "name: my-project\n"
+    "project: default\n"
     "flow:\n"
     "  - model_type: sklearn\n"
     "    path: model.pkl\n"
@@ -26,7 +27,6 @@ STARTER = (
     "min_replicas: 0\n"
     "max_replicas: 2\n"
     "force_rebuild: false\n"
-    'python_version: "3.10"\n'
 )
 POINTS, LABELS = [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]], [0, 1, 0, 1]
 

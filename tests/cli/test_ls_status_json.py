@@ -18,7 +18,9 @@ from conduit.cli.main import main
 pytestmark = pytest.mark.e2e
 NAME = "json-life"
 BROKEN = "json-broken"
-SUMMARY_KEYS = ["name", "state", "degraded", "endpoint", "revision", "bento", "manifest_path", "warnings"]
+SUMMARY_KEYS = [
+    "name", "state", "degraded", "endpoint", "revision", "bento", "replicas", "last_request_at", "manifest_path", "warnings",
+]
 
 
 def write_project(folder: Path, answer: int, name: str = NAME, model: bytes | None = None) -> Path:
@@ -28,7 +30,11 @@ def write_project(folder: Path, answer: int, name: str = NAME, model: bytes | No
     if model is None:
         model = pickle.dumps(DummyClassifier(strategy="constant", constant=answer).fit([[0, 0], [1, 1]], [answer, answer]))
     (folder / "model.pkl").write_bytes(model)
-    (folder / "conduit.yaml").write_text(f"name: {name}\nflow: [sklearn, model.pkl]\ncpu: 1\nmax_replicas: {answer + 1}\n")
+    # replica_concurrency below the batch size: a warning that names this revision's own value
+    (folder / "conduit.yaml").write_text(
+        f"name: {name}\nflow: [sklearn, model.pkl]\ncpu: 1\nmax_replicas: {answer + 1}\nreplica_concurrency: {answer}\n"
+        "batching:\n  max_batch_size: 8\n"
+    )
     return folder / "conduit.yaml"
 
 
@@ -80,8 +86,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_apply_warns_on_stderr_and_status_shows_the_same_warnings(first, capsys):
     manifest, err = first
     warning = (
-        f"{manifest}:4:15: warning: max_replicas: max_replicas 2 is not honoured by the local target: "
-        "one replica serves all load"
+        f"{manifest}:5:22: warning: replica_concurrency: replica_concurrency 1 is less than batching.max_batch_size 8: "
+        "replicas are added before a batch can fill (hint: raise replica_concurrency to 8 or lower max_batch_size to 1)"
     )
     assert warning in err.splitlines()
     code, out, _ = run(capsys, "status", NAME)
@@ -93,12 +99,15 @@ def test_apply_warns_on_stderr_and_status_shows_the_same_warnings(first, capsys)
 def test_status_json_has_stable_keys(first, capsys):
     code, out, _ = run(capsys, "status", NAME, "--json")
     document = json.loads(out)
-    assert code == 0 and list(document) == SUMMARY_KEYS + ["serving", "revisions"]
+    assert code == 0 and list(document) == SUMMARY_KEYS + ["serving", "gateway", "revisions"]
     assert (document["name"], document["state"]) == (NAME, "serving")
     assert document["revision"] == document["serving"]["revision"] == document["revisions"][-1]["revision"]
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/predict", document["endpoint"])
+    assert re.fullmatch(rf"http://127\.0\.0\.1:{document['gateway']['port']}/v1/default/{NAME}/predict", document["endpoint"])
     assert document["bento"].startswith(f"{NAME}:")
-    assert list(document["serving"]) == ["revision", "bento", "port", "pid"]
+    assert document["replicas"] == {"ready": 1, "desired": 1}
+    assert list(document["serving"]) == ["revision", "bento", "settings"]
+    assert document["serving"]["settings"]["max_replicas"] == 2
+    assert list(document["gateway"]) == ["port", "failing"]
     for revision in document["revisions"]:
         assert list(revision) == ["revision", "state", "bento", "created_at", "note", "manifest_path", "warnings"]
 
@@ -115,7 +124,7 @@ def test_a_failed_first_deploy_is_listed_failed_with_no_endpoint(home, tmp_path,
     code, _, err = run(capsys, "apply", str(manifest))
     assert code == 1 and "nothing is serving" in err
     code, out, _ = run(capsys, "ls")
-    assert re.search(rf"^{BROKEN}\s+failed\s+-\s+-\s+-\s+-$", out, re.MULTILINE), out
+    assert re.search(rf"^{BROKEN}\s+failed(\s+-){{5}}$", out, re.MULTILINE), out
     listed = {item["name"]: item for item in json.loads(run(capsys, "ls", "--json")[1])}
     assert (listed[BROKEN]["state"], listed[BROKEN]["endpoint"]) == ("failed", None)
     assert run(capsys, "status", BROKEN, "--endpoint")[:2] == (1, "\n")
@@ -133,4 +142,4 @@ def test_status_after_a_rollback_shows_the_manifest_the_bento_came_from(first, t
     assert code == 0 and f"manifest:  {manifest}\n" in out
     document = json.loads(run(capsys, "status", NAME, "--json")[1])
     assert document["revision"] == 3 and document["manifest_path"] == str(manifest)
-    assert any("max_replicas 2 is not honoured" in warning for warning in document["warnings"])
+    assert any("replica_concurrency 1 is less than" in warning for warning in document["warnings"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,22 @@ import pytest
 from conduit.cli.main import main
 from conduit.targets import honoured
 
-OTHER_PYTHON = next(version for version in ("3.9", "3.10", "3.11") if version != honoured.serving_python())
+OTHER_PYTHON = "3.12"  # any version: the local target makes an environment with it (conduit.environments)
 EVERY_FIELD_SET = (
-    "name: iris\nflow: [sklearn, model.pkl]\nmemory: 4.0\ncooldown: 30\nmin_replicas: 0\nmax_replicas: 3\n"
-    f"requirements_file: requirements.txt\npython_version: \"{OTHER_PYTHON}\"\n"
+    "name: iris\nproject: team-a\nflow: [sklearn, model.pkl]\nmemory: 4.0\ncooldown: 30\nmin_replicas: 0\n"
+    f"max_replicas: 3\nreplica_concurrency: 2\nrequirements_file: requirements.txt\npython_version: \"{OTHER_PYTHON}\"\n"
 )
+NO_CGROUP = "no memory cgroup on this machine (cgroup v1 memory controller or cgroup v2)"
+
+
+@pytest.fixture(autouse=True)
+def memory_cgroup(monkeypatch: pytest.MonkeyPatch):
+    """Whether this machine lets conduit limit a replica's memory, made the same everywhere:
+    writable (None), unless a test says otherwise."""
+    from conduit.targets.local import cgroup
+
+    monkeypatch.setattr(cgroup, "why_unavailable", lambda: None)
+    return monkeypatch
 
 
 @pytest.fixture
@@ -39,44 +51,39 @@ def test_every_target_has_a_row_for_every_field():
     }
 
 
-def test_each_field_the_local_target_ignores_is_a_warning_naming_it(folder: Path, capsys):
+def test_every_field_is_honoured_locally_where_a_cgroup_can_hold_memory(folder: Path, capsys):
+    """The gateway honours project, cooldown, min/max_replicas and replica_concurrency; each Bento's
+    own environment honours python_version and requirements_file; memory is enforced where a
+    memory cgroup is writable (this test's machine)."""
     code, out, err = validate(folder, EVERY_FIELD_SET, capsys)
-    file = f"{folder}/conduit.yaml"
-    python = honoured.serving_python()
-    assert (code, out) == (0, f"{file}: valid (iris)\n")
-    assert err == [
-        f"{file}:3:9: warning: memory: memory 4 GB is not enforced by the local target: a replica may use more",
-        f"{file}:4:11: warning: cooldown: cooldown 30s is not honoured by the local target: its replica is never scaled down",
-        f"{file}:5:15: warning: min_replicas: min_replicas 0 is not honoured by the local target: one replica stays warm until deleted",
-        f"{file}:6:15: warning: max_replicas: max_replicas 3 is not honoured by the local target: one replica serves all load",
-        (
-            f"{file}:7:20: warning: requirements_file: requirements_file requirements.txt is not installed by the local "
-            "target: the flow runs with conduit's own packages (hint: install them into conduit's environment)"
-        ),
-        (
-            f"{file}:8:17: warning: python_version: python_version {OTHER_PYTHON} is not honoured by the local target: "
-            f"the flow runs on conduit's own Python {python}"
-        ),
-    ]
+    assert (code, out, err) == (0, f"{folder}/conduit.yaml: valid (iris)\n", [])
 
 
-def test_defaults_the_local_target_ignores_say_they_are_defaults(folder: Path, capsys):
+def test_memory_is_a_warning_where_no_cgroup_can_hold_it(folder: Path, capsys, memory_cgroup):
+    from conduit.targets.local import cgroup
+
+    memory_cgroup.setattr(cgroup, "why_unavailable", lambda: NO_CGROUP)
     _, _, err = validate(folder, "name: iris\nflow: [sklearn, model.pkl]\n", capsys)
+    assert f"{folder}/conduit.yaml:1:1: warning: memory: memory 8 GB (the default) is not enforced on this machine: {NO_CGROUP}" in err
+
+
+def test_without_the_cgroup_module_memory_is_not_enforced_as_before(folder: Path, capsys, memory_cgroup):
+    memory_cgroup.setitem(sys.modules, "conduit.targets.local.cgroup", None)  # importing it raises ImportError
+    _, _, err = validate(folder, "name: iris\nflow: [sklearn, model.pkl]\nmemory: 4.0\n", capsys)
     assert (
-        f"{folder}/conduit.yaml:1:1: warning: min_replicas: min_replicas 0 (the default) is not honoured by the local "
-        "target: one replica stays warm until deleted"
+        f"{folder}/conduit.yaml:3:9: warning: memory: memory 4 GB is not enforced by the local target: a replica may use more"
     ) in err
 
 
 def test_what_the_local_target_honours_is_not_warned(folder: Path, capsys):
-    python = honoured.serving_python()
+    python = OTHER_PYTHON
     code, _, err = validate(
         folder,
-        f"name: iris\nflow: [sklearn, model.pkl]\ncpu: 1\nmin_replicas: 1\nmax_replicas: 1\npython_version: \"{python}\"\n",
+        "name: iris\nproject: team-a\nflow: [sklearn, model.pkl]\ncpu: 1\nmemory: 4.0\ncooldown: 5\nmin_replicas: 0\n"
+        f"max_replicas: 5\nreplica_concurrency: 3\npython_version: \"{python}\"\n",
         capsys,
     )
-    assert code == 0
-    assert [line.split(": warning: ")[1].split(":")[0] for line in err] == ["memory"]  # never enforced
+    assert (code, err) == (0, [])
 
 
 def test_cpu_above_the_cores_here(folder: Path, capsys):
@@ -123,10 +130,24 @@ def test_the_kubernetes_target_honours_every_field(folder: Path, capsys):
 
 
 def test_warnings_become_github_annotations(folder: Path, capsys, monkeypatch):
+    from conduit.targets.local import cgroup
+
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    (folder / "conduit.yaml").write_text("name: iris\nflow: [sklearn, model.pkl]\nmax_replicas: 3\n")
+    monkeypatch.setattr(cgroup, "why_unavailable", lambda: NO_CGROUP)
+    (folder / "conduit.yaml").write_text("name: iris\nflow: [sklearn, model.pkl]\nmemory: 4.0\n")
     assert main(["validate", str(folder / "conduit.yaml")]) == 0
     assert (
-        f"::warning file={folder}/conduit.yaml,line=3,col=15::max_replicas: max_replicas 3 is not honoured by the "
-        "local target: one replica serves all load"
+        f"::warning file={folder}/conduit.yaml,line=3,col=9::memory: memory 4 GB is not enforced on this machine: {NO_CGROUP}"
     ) in capsys.readouterr().out.splitlines()
+
+
+def test_the_raw_flavour_scales_on_cpu_not_on_replica_concurrency(folder: Path, capsys):
+    text = "name: iris\nflow: [sklearn, model.pkl]\nmin_replicas: 1\nreplica_concurrency: 8\nprediction_log:\n  enabled: false\n"
+    code, _, err = validate(folder, text, capsys, "--target", "kubernetes", "--flavor", "raw")
+    assert (code, err) == (0, [(
+        f"{folder}/conduit.yaml:4:22: warning: replica_concurrency: replica_concurrency 8 is not honoured by the kubernetes "
+        "raw flavour: its HorizontalPodAutoscaler scales on CPU utilisation (hint: use the serverless flavour "
+        "(--flavor serverless) to scale on requests in flight)"
+    )])
+    code, _, err = validate(folder, text, capsys, "--target", "kubernetes")
+    assert (code, err) == (0, [])

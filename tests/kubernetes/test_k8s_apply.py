@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from apiserver_double import RunningDouble
 from conduit.errors import ConduitError
-from conduit.targets import k8s_apply
+from conduit.targets.kubernetes.apply import Kubectl, apply_and_wait, readiness
 from conduit.targets.kubernetes import apply
 from k8s_helpers import make_manifest
 
@@ -32,7 +32,7 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_serverless_apply_sends_the_secret_then_the_inferenceservice(cluster, monkeypatch) -> None:
     monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-never-sent")
-    url = apply(make_manifest(hardware="A100", min_replicas=0), image=IMAGE)
+    url = apply(make_manifest(hardware="A100", min_replicas=0, project="models"), image=IMAGE)
     assert url == "http://iris.models.example.com/predict"
     patches = cluster.applied()
     assert [r.path for r in patches] == [
@@ -55,6 +55,20 @@ def test_raw_apply_waits_for_the_rollout_and_returns_the_service_address(cluster
     kinds = [r.body["kind"] for r in cluster.applied()]
     assert kinds[0] == "Secret" and sorted(kinds[1:]) == ["Deployment", "HorizontalPodAutoscaler", "Service"]
     assert all("/namespaces/team-a/" in r.path for r in cluster.applied())
+    assert {r.body["metadata"]["namespace"] for r in cluster.applied()} == {"team-a"}
+
+
+def test_the_project_is_the_namespace_unless_one_is_given(cluster, monkeypatch) -> None:
+    """Not the kubeconfig's namespace (`models` here): the manifest says where it goes."""
+    monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-project-T5mW2pQx")
+    assert apply(make_manifest(), image=IMAGE) == "http://iris.default.example.com/predict"
+    assert apply(make_manifest(project="team-b"), image=IMAGE) == "http://iris.team-b.example.com/predict"
+    apply(make_manifest(name="other", project="team-b"), namespace="team-c", image=IMAGE)
+    assert [(r.path.split("/")[-3], r.body["metadata"]["namespace"]) for r in cluster.applied()] == [
+        ("default", "default"), ("default", "default"),
+        ("team-b", "team-b"), ("team-b", "team-b"),
+        ("team-c", "team-c"), ("team-c", "team-c"),
+    ]
 
 
 def test_without_a_key_or_an_existing_secret_nothing_is_applied(cluster, monkeypatch) -> None:
@@ -67,7 +81,7 @@ def test_without_a_key_or_an_existing_secret_nothing_is_applied(cluster, monkeyp
 def test_an_existing_secret_is_used_when_no_key_is_given(cluster, monkeypatch) -> None:
     cluster.objects[("secrets", "models", "iris-conduit-auth")] = {"kind": "Secret", "metadata": {"name": "iris-conduit-auth"}}
     monkeypatch.delenv("CONDUIT_API_KEY", raising=False)
-    apply(make_manifest(), image=IMAGE)
+    apply(make_manifest(project="models"), image=IMAGE)
     assert [r.body["kind"] for r in cluster.applied()] == ["InferenceService"]
 
 
@@ -85,9 +99,9 @@ def test_an_unknown_context_is_a_clear_error(cluster, monkeypatch) -> None:
 
 
 def test_no_kubectl_is_a_clear_error() -> None:
-    kubectl = k8s_apply.Kubectl(executable="kubectl-that-is-not-installed")
+    kubectl = Kubectl(executable="kubectl-that-is-not-installed")
     with pytest.raises(ConduitError, match="kubectl not found.*conduit render --target kubernetes"):
-        k8s_apply.apply_and_wait(kubectl, "iris", "serverless", {"iris-inferenceservice.yaml": ""}, secret_rendered=True)
+        apply_and_wait(kubectl, "iris", "serverless", {"iris-inferenceservice.yaml": ""}, secret_rendered=True)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +115,7 @@ def test_no_kubectl_is_a_clear_error() -> None:
 )
 def test_rollout_readiness_follows_kubectl_rollout_status(status: dict, generation: int, ready: bool) -> None:
     deployment = {"metadata": {"generation": generation}, "spec": {"replicas": 2}, "status": status}
-    assert k8s_apply.readiness("deployment", deployment)[0] is ready
+    assert readiness("deployment", deployment)[0] is ready
 
 
 def test_delete_removes_what_conduit_applied_and_keeps_a_hand_made_secret(cluster, monkeypatch) -> None:
@@ -110,10 +124,10 @@ def test_delete_removes_what_conduit_applied_and_keeps_a_hand_made_secret(cluste
     hand_made = {"kind": "Secret", "metadata": {"name": "iris-conduit-auth"}}
     cluster.objects[("secrets", "models", "iris-conduit-auth")] = hand_made
     monkeypatch.delenv("CONDUIT_API_KEY", raising=False)
-    apply(make_manifest(min_replicas=1), flavor="raw", image=IMAGE)
+    apply(make_manifest(min_replicas=1, project="models"), flavor="raw", image=IMAGE)
     monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-other-W4nR8tLx")
-    apply(make_manifest(name="other"), image=IMAGE)
-    delete("iris")
+    apply(make_manifest(name="other", project="models"), image=IMAGE)
+    delete("iris", namespace="models")
     assert sorted(cluster.objects) == [
         ("inferenceservices", "models", "other"),
         ("secrets", "models", "iris-conduit-auth"),
@@ -141,3 +155,21 @@ def test_with_a_registry_but_no_image_builder_nothing_is_applied(cluster, tmp_pa
         apply(make_manifest(flow="sklearn_single").with_base_dir(tmp_path))
     assert cluster.requests == []
     assert not (tmp_path / "home").exists()  # nothing was built
+
+
+def test_the_cli_applies_and_deletes_through_the_kubernetes_target(cluster, tmp_path, monkeypatch, capsys) -> None:
+    """`conduit apply --target kubernetes` puts the deployment in its project's namespace and
+    `conduit delete --target kubernetes --namespace` removes it there."""
+    from conduit.cli.main import main
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(b"\x80\x04K\x01.")  # a pickle of 1: validation reads opcodes only
+    (folder / "conduit.yaml").write_text("name: iris\nproject: models\nflow: [sklearn, model.pkl]\nmin_replicas: 1\n")
+    monkeypatch.setenv("CONDUIT_API_KEY", "sk-test-cli-R2dV9kLs")
+    assert main(["apply", str(folder / "conduit.yaml"), "--target", "kubernetes", "--image", IMAGE]) == 0
+    assert "🌍 Endpoint: http://iris.models.example.com/predict" in capsys.readouterr().out
+    assert sorted(cluster.objects) == [("inferenceservices", "models", "iris"), ("secrets", "models", "iris-conduit-auth")]
+    assert main(["delete", "iris", "--target", "kubernetes", "--namespace", "models"]) == 0
+    assert "🗑️  Deleted iris from namespace models" in capsys.readouterr().out
+    assert cluster.objects == {}

@@ -93,17 +93,44 @@ def test_default_hardware_of_a_torch_flow_is_a_gpu() -> None:
 
 
 def test_scaling_comes_from_the_manifest() -> None:
-    isvc = _only(_render(make_manifest(min_replicas=0, max_replicas=7, cooldown=90, cpu=3)), "InferenceService")
+    manifest = make_manifest(min_replicas=0, max_replicas=7, cooldown=90, replica_concurrency=12)
+    docs = _render(manifest, api_key_sha256=KEY_HASH)
+    _assert_valid(docs)
+    isvc = _only(docs, "InferenceService")
     predictor = isvc["spec"]["predictor"]
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (0, 7)
-    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("concurrency", 6)
+    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("concurrency", 12)
     assert isvc["metadata"]["annotations"]["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] == "90s"
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+
+
+@pytest.mark.parametrize(("hardware", "target"), [("CPU", 4), ("A100", 1), ("H200", 1)])
+def test_without_replica_concurrency_the_hardware_sets_the_target(hardware: str, target: int) -> None:
+    predictor = _only(_render(make_manifest(flow="torch", hardware=hardware)), "InferenceService")["spec"]["predictor"]
+    assert predictor["scaleTarget"] == target == HARDWARE[Hardware(hardware)].replica_concurrency
+
+
+def test_the_concurrency_target_is_soft_no_container_concurrency() -> None:
+    """Knative's containerConcurrency is a hard cap per pod; the local gateway's target is soft."""
+    predictor = _only(_render(make_manifest(replica_concurrency=3)), "InferenceService")["spec"]["predictor"]
+    assert "containerConcurrency" not in predictor and predictor["scaleTarget"] == 3
+
+
+@pytest.mark.parametrize("flavor", ["serverless", "raw"])
+def test_every_object_is_in_the_projects_namespace_unless_one_is_given(flavor: str) -> None:
+    manifest = make_manifest(project="team-a", min_replicas=1)
+    for namespace, expected in ((None, "team-a"), ("ops", "ops")):
+        docs = _render(manifest, flavor, api_key_sha256=KEY_HASH, namespace=namespace)
+        _assert_valid(docs)
+        assert {doc["metadata"]["namespace"] for doc in docs.values()} == {expected}
+        assert {doc["metadata"]["labels"]["conduit.dev/project"] for doc in docs.values()} == {"team-a"}
 
 
 def test_batching_sets_the_concurrency_target_to_one_batch() -> None:
     manifest = make_manifest(batching={"max_batch_size": 16, "max_latency_ms": 5})
     assert _only(_render(manifest), "InferenceService")["spec"]["predictor"]["scaleTarget"] == 16
+    manifest = make_manifest(batching={"max_batch_size": 4096, "max_latency_ms": 5})
+    assert _only(_render(manifest), "InferenceService")["spec"]["predictor"]["scaleTarget"] == 1000  # the field's ceiling
 
 
 def test_cpu_and_memory_are_requests_and_limits() -> None:
@@ -221,3 +248,19 @@ def test_prediction_log_with_a_url_renders_kserves_logger_which_validates() -> N
 def test_no_logger_without_a_url_with_payloads_off_or_the_log_off(prediction_log) -> None:
     docs = _render(make_manifest(prediction_log=prediction_log))
     assert "logger" not in _only(docs, "InferenceService")["spec"]["predictor"]
+
+
+def test_the_cli_renders_into_the_namespace_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from conduit.cli.main import main
+
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04K\x01.")  # validation reads a pickle's opcodes only
+    (tmp_path / "conduit.yaml").write_text("name: iris\nproject: team-a\nflow: [sklearn, model.pkl]\nreplica_concurrency: 5\n")
+    monkeypatch.delenv("CONDUIT_API_KEY", raising=False)
+    argv = ["render", str(tmp_path / "conduit.yaml"), "--target", "kubernetes", "--image", "iris:1", "--out", str(tmp_path / "k8s")]
+    assert main([*argv, "--namespace", "ops"]) == 0
+    written = tmp_path / "k8s" / "iris-inferenceservice.yaml"
+    assert capsys.readouterr().out == f"✅ Wrote {written}\n"
+    isvc = parse(written.read_text())
+    assert (isvc["metadata"]["namespace"], isvc["spec"]["predictor"]["scaleTarget"]) == ("ops", 5)
+    assert main(argv) == 0
+    assert parse(written.read_text())["metadata"]["namespace"] == "team-a"

@@ -16,8 +16,8 @@ from conduit.manifest import ManifestInvalid, load
 
 BASE = "name: iris\nflow:\n  - model_type: sklearn\n    path: model.pkl\n"  # lines 1-4; additions start on line 5
 ALLOWED = (
-    "apiVersion, name, flow, hardware, cpu, memory, cooldown, min_replicas, max_replicas, "
-    "requirements_file, force_rebuild, python_version, batching, prediction_log"
+    "apiVersion, name, project, flow, hardware, cpu, memory, cooldown, min_replicas, max_replicas, "
+    "replica_concurrency, requirements_file, force_rebuild, python_version, batching, prediction_log"
 )
 MODEL_TYPES = (
     "sklearn, sklearn_classifier, sklearn_preprocessor, torch, xgboost_regressor, xgboost_classifier, "
@@ -200,6 +200,22 @@ CASES = [
          ["5:17: python_version: Python 3.1 is not supported (hint: one of: 3.9, 3.10, 3.11, 3.12, 3.13)"], True),
     Case("future apiVersion", "apiVersion: conduit/v2\n" + BASE,
          ["1:13: apiVersion: unknown apiVersion 'conduit/v2' (hint: this conduit reads `conduit/v1`)"], True),
+    # -- project (a Kubernetes namespace) and replica_concurrency -----------------------------------
+    Case("project with capitals", BASE + "project: Team_A\n",
+         ["5:10: project: project 'Team_A' may hold only lowercase letters, digits and hyphens (hint: did you mean `team-a`?)"],
+         True),
+    Case("project ending with a hyphen", BASE + "project: team-\n",
+         ["5:10: project: project 'team-' must start and end with a letter or digit (hint: did you mean `team`?)"], True),
+    Case("project too long", BASE + "project: " + "a" * 64 + "\n",
+         [f"5:10: project: project '{'a' * 64}' is 64 characters long; at most 63 are allowed (hint: did you mean `{'a' * 63}`?)"],
+         True),
+    Case("project a Kubernetes namespace", BASE + "project: kube-system\n",
+         ["5:10: project: project 'kube-system' starts with `kube-`, which Kubernetes keeps for its own namespaces "
+          "(hint: did you mean `system`?)"], False),
+    Case("replica_concurrency zero", BASE + "replica_concurrency: 0\n",
+         ["5:22: replica_concurrency: replica_concurrency must be at least 1, got 0"], True),
+    Case("replica_concurrency too high", BASE + "replica_concurrency: 1001\n",
+         ["5:22: replica_concurrency: replica_concurrency must be at most 1000, got 1001"], True),
     # -- everything at once -------------------------------------------------------------------------
     Case("problems from every phase", "name: Iris\nflow:\n  - [sklearn, missing.pkl]\ncpu: 99\nmax_replica: 3\n",
          ["1:7: name: name 'Iris' may hold only lowercase letters, digits and hyphens (hint: did you mean `iris`?)",

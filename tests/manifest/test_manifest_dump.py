@@ -23,6 +23,7 @@ def test_the_format_word_for_word(artifacts: Path):
     assert to_yaml(build(data, artifacts)[0]) == (
         "apiVersion: conduit/v1\n"
         "name: full\n"
+        "project: default\n"
         "flow:\n"
         "  - model_type: sklearn_preprocessor\n"
         "    path: scaler.pkl\n"

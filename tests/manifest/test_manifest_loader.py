@@ -139,17 +139,17 @@ def test_hook_files_are_imported_in_a_child_process_never_in_this_one(artifacts:
 
 def test_all_fields(artifacts: Path):
     text = (
-        "apiVersion: conduit/v1\nname: full\nflow:\n  - [sklearn_preprocessor, scaler.pkl]\n"
+        "apiVersion: conduit/v1\nname: full\nproject: team-a\nflow:\n  - [sklearn_preprocessor, scaler.pkl]\n"
         "  - {model_type: sklearn_classifier, path: model.pkl, post: hooks.py:to_labels}\n"
-        "hardware: CPU\ncpu: 4\nmemory: 16.5\ncooldown: 300\nmin_replicas: 1\nmax_replicas: 3\n"
+        "hardware: CPU\ncpu: 4\nmemory: 16.5\ncooldown: 300\nmin_replicas: 1\nmax_replicas: 3\nreplica_concurrency: 8\n"
         "requirements_file: requirements.txt\nforce_rebuild: true\npython_version: '3.11'\n"
         "batching:\n  max_batch_size: 64\n  max_latency_ms: 5\n"
         "prediction_log:\n  sample: 0.5\n  payloads: false\n  retention_days: 7\n  max_mb: 64\n  url: http://sink.local\n"
     )
     manifest = load(write(artifacts, text))
     assert manifest.model_dump(mode="json", by_alias=True, exclude={"flow"}) == {
-        "apiVersion": "conduit/v1", "name": "full", "hardware": "CPU", "cpu": 4, "memory": 16.5, "cooldown": 300,
-        "min_replicas": 1, "max_replicas": 3, "requirements_file": "requirements.txt", "force_rebuild": True,
+        "apiVersion": "conduit/v1", "name": "full", "project": "team-a", "hardware": "CPU", "cpu": 4, "memory": 16.5,
+        "cooldown": 300, "min_replicas": 1, "max_replicas": 3, "replica_concurrency": 8, "requirements_file": "requirements.txt", "force_rebuild": True,
         "python_version": "3.11", "batching": {"max_batch_size": 64, "max_latency_ms": 5},
         "prediction_log": {
             "enabled": True, "sample": 0.5, "payloads": False, "retention_days": 7, "max_mb": 64, "url": "http://sink.local",

@@ -10,7 +10,6 @@ import orjson
 import pytest
 
 from conduit.errors import BadRequest, InputError, PayloadTooLarge, Unauthorized
-from conduit.serving import serve_command, serve_env
 from conduit.serving.auth import KeyCheck, key_sha256, presented_key
 from conduit.serving.contract import (
     error_body,
@@ -22,6 +21,7 @@ from conduit.serving.contract import (
 )
 from conduit.serving.handler import header_values, read_body, replay
 from conduit.serving.predictor import CallPolicy
+from conduit.targets.local.bentoml_serving import serve_command, serve_env
 
 
 def test_bare_array_body():

@@ -15,8 +15,8 @@ import pytest
 from conduit import model_api_request
 from conduit.build import build
 from conduit.runtimes.flow import Flow
-from conduit.serving import serve_command, serve_env
 from conduit.serving.auth import key_sha256
+from conduit.targets.local.bentoml_serving import serve_command, serve_env
 from trained import iris_folder, torch_folder
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from conduit.runtimes.flow import Flow
 from conduit.serving.asgi import PredictMiddleware
 from conduit.serving.auth import key_sha256
 from conduit.serving.predictor import Predictor
-from conduit.serving.process import API_KEY_SHA256_ENV
+from conduit.serving.auth import API_KEY_SHA256_ENV
 from conduit.serving.service import ConduitService, ServiceRuntime
 from trained import iris_folder
 

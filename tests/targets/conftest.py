@@ -85,8 +85,49 @@ def stop_everything() -> None:
     from conduit.store import Store
     from conduit.targets import local
 
-    for record in Store().deployments():
+    store = Store()
+    for record in store.deployments():
         local.delete(record.name, progress=lambda _: None)
+    local.stop_gateway(store)
+
+
+def replicas_of(name: str, revision: int | None = None) -> list[dict]:
+    """The running gateway's rows (state.json) for `name`'s replicas: of `revision`, else of all."""
+    from conduit.store import Store
+    from conduit.targets.local.gateway import read_state
+
+    rows = read_state(Store().home).get("replicas", [])
+    return [row for row in rows if row["name"] == name and revision in (None, row["revision"])]
+
+
+def gateway_processes() -> list:
+    """The psutil processes of the running keeper, its gateway and everything the gateway started
+    (zygotes, replicas' leaders, their workers)."""
+    import psutil
+
+    from conduit.store import Store
+    from conduit.targets import local
+    from conduit.targets.local.gateway import read_state
+
+    keeper = local.running_gateway(Store())
+    assert keeper is not None, "the gateway does not run"
+    gateway = psutil.Process(read_state(Store().home)["pid"])
+    return [psutil.Process(keeper["pid"]), gateway, *gateway.children(recursive=True)]
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def metrics_url(endpoint: str) -> str:
+    """The deployment's /metrics at the gateway (its counters, then a ready replica's)."""
+    return endpoint.rsplit("/", 1)[0] + "/metrics"
 
 
 def wait_for(condition, timeout_s: float = 120.0):
@@ -99,3 +140,16 @@ def wait_for(condition, timeout_s: float = 120.0):
             return value
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def closed_by_peer(sock) -> bool:
+    """Whether the other end closed this idle socket (it sent nothing, so EOF is all it can read)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        sock.setblocking(True)

@@ -1,4 +1,4 @@
-"""A tiny real HTTP server for the supervisor, router and client tests (not BentoML, not a mock):
+"""A tiny real HTTP server for the proxy and client tests (not BentoML, not a mock):
 GET /readyz -> 200; any other request -> JSON with the server's name, pid, path, headers and body.
 
     python echo_server.py PORT NAME
@@ -49,9 +49,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def running_in_thread(name: str = "echo") -> Iterator[int]:
-    """Serve on a free port in a thread of this process; yields the port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+def running_in_thread(name: str = "echo", handler: type = Handler) -> Iterator[int]:
+    """Serve on a free port in a thread of this process (with `handler`, a Handler subclass); yields the port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.name = name  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

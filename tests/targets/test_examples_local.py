@@ -12,9 +12,9 @@ from conduit.serving.contract import from_document
 from conduit.manifest import load
 from conduit.runtimes.flow import Flow
 from conduit.targets import local
-from conduit.targets.processes import port_open
+from conduit.targets.local.processes import port_open
 
-from conftest import TEST_KEY, example_names, trained_example
+from conftest import TEST_KEY, example_names, replicas_of, trained_example
 
 pytestmark = pytest.mark.e2e
 
@@ -40,12 +40,14 @@ def test_example_served_locally_answers_like_conduit_run(name, conduit_home, tmp
 
     deployment = local.apply(manifest, progress=print)
     try:
-        assert deployment.endpoint == f"http://127.0.0.1:{deployment.port}/predict"
+        assert deployment.endpoint == f"http://127.0.0.1:{deployment.port}/v1/default/{manifest.name}/predict"
         response = model_api_request(deployment.endpoint, body, TEST_KEY, timeout=120)
         assert response["status_code"] == 200, response
         answer = response["data"]
         assert len(answer["prediction_ids"]) == len(request.data)
         assert same(answer["result"], expected), (answer["result"], expected)
     finally:
+        replica_ports = [row["port"] for row in replicas_of(manifest.name)]
         local.delete(manifest.name, progress=print)
-    assert not port_open(deployment.port) and not port_open(deployment.backend_port)
+    # Its replicas stopped, and the gateway with its last deployment.
+    assert not port_open(deployment.port) and not [port for port in replica_ports if port_open(port)]

@@ -1,9 +1,9 @@
 """A full disk under CONDUIT_HOME (issue 16, item 4), on a real 64 MiB tmpfs filled to the last
-byte: the endpoint keeps answering (also workers restarted on the full disk, which used to die at
-their first metric), /readyz answers, `status` says what is so (serving, degraded; down when the
-server does not answer), a redeploy that fails for want of space claims that the old revision
-keeps serving only when it answers, and each worker's log says once that its metrics are not
-written. Needs root (to mount the tmpfs); skipped elsewhere."""
+byte: the endpoint keeps answering through the gateway (also from replicas restarted on the full
+disk, whose workers used to die at their first metric), a replica's /readyz answers, `status`
+says what is so (serving, degraded), a redeploy that fails for want of space says the old
+revision keeps serving, and each worker's log says once that its metrics are not written. Needs
+root (to mount the tmpfs); skipped elsewhere."""
 from __future__ import annotations
 
 import contextlib
@@ -20,9 +20,8 @@ import pytest
 pytest.importorskip("sklearn")  # every test here serves a real sklearn model
 
 from conduit.store import Store
-from conduit.targets import local, processes
-from conduit.targets.processes import SUPERVISOR_MODULE
-from conftest import TEST_KEY, constant_project, serving_home, wait_for
+from conduit.targets import local
+from conftest import TEST_KEY, alive, constant_project, replicas_of, serving_home, wait_for
 from mounts import small_filesystem
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +31,10 @@ NOTICE = "metrics: cannot write"
 
 
 def write_project(folder: Path, answer: int) -> Path:
-    return constant_project(folder, NAME, answer)
+    """One replica kept warm, so that the tests find the replica they crash."""
+    manifest = constant_project(folder, NAME, answer)
+    manifest.write_text(manifest.read_text() + "min_replicas: 1\n")
+    return manifest
 
 
 def fill(home: Path) -> None:
@@ -61,23 +63,25 @@ def conduit(*args: str) -> subprocess.CompletedProcess:
 
 
 def ask(points=((0.5, 1.5),), key: str = TEST_KEY) -> httpx.Response:
-    endpoint = Store().require(NAME).endpoint
+    endpoint = local.status(NAME).endpoint
     return httpx.post(endpoint, json=[list(p) for p in points], headers={"Authorization": key}, timeout=60)
 
 
+def ready_replica(other_than: int | None = None) -> dict:
+    """The serving revision's ready replica (not the one whose pid is `other_than`)."""
+    serving = Store().serving(NAME).revision
+    return wait_for(lambda: next((r for r in replicas_of(NAME, serving) if r["state"] == "ready" and r["pid"] != other_than), None))
+
+
 def backend(path: str) -> int:
-    return httpx.get(f"http://127.0.0.1:{Store().serving(NAME).port}{path}", timeout=30).status_code
+    """A GET straight to the ready replica (the gateway answers /readyz itself)."""
+    return httpx.get(f"http://127.0.0.1:{ready_replica()['port']}{path}", timeout=30).status_code
 
 
 def metric_writers() -> list[psutil.Process]:
     """The serving revision's workers: the processes holding its Prometheus files open."""
     folder = local.metrics_dir(Store(), NAME, Store().serving(NAME).revision)
     return [process for process in psutil.process_iter() if holds_files_under(process, folder)]
-
-
-def serving_processes_but_supervisor() -> list[psutil.Process]:
-    serving = Store().serving(NAME)
-    return [p for p in processes.writers_of(serving.log_path) if p.pid != serving.pid]
 
 
 @pytest.fixture(scope="module")
@@ -99,39 +103,31 @@ def test_requests_keep_being_answered_on_a_full_disk(full):
     assert ask().status_code == 200
     assert ask(key="wrong-key-0123456789abcdef").status_code == 401
     assert ask(points=((1, 2, 3),)).status_code == 422
-    assert httpx.post(Store().require(NAME).endpoint, content=b"[[1,", headers={"Authorization": TEST_KEY}).status_code == 400
+    assert httpx.post(local.status(NAME).endpoint, content=b"[[1,", headers={"Authorization": TEST_KEY}).status_code == 400
     assert [backend(path) for path in ("/readyz", "/healthz", "/metrics", "/no-such-page")] == [200, 200, 200, 404]
 
 
 def test_workers_restarted_on_the_full_disk_serve(full):
+    before = ready_replica()
     killed = metric_writers()
     assert killed
     for worker in killed:
         worker.kill()
     psutil.wait_procs(killed, timeout=30)
-    # The arbiter starts new workers; on the full disk they used to die at their first metric.
-    wait_for(lambda: processes.is_ready(Store().serving(NAME).port), timeout_s=120)
+    # Its leader stops the replica and the gateway starts another; on the full disk its workers
+    # used to die at their first metric.
+    ready_replica(other_than=before["pid"])
     assert ask().json()["result"] == [1] and ask(points=((1, 2, 3),)).status_code == 422
     assert backend("/readyz") == 200
 
 
-def test_the_supervisor_restarts_a_crashed_server_on_the_full_disk(full):
-    serving = Store().serving(NAME)
-    (crashed,) = arbiters(serving.pid)
-    crashed.kill()  # the supervisor restarts it, saying so in a log it cannot write
-    wait_for(lambda: [a for a in arbiters(serving.pid) if a.pid != crashed.pid] and processes.is_ready(serving.port))
-    assert processes.is_ours(serving.pid, SUPERVISOR_MODULE)
+def test_the_gateway_restarts_a_crashed_replica_on_the_full_disk(full):
+    crashed = ready_replica()
+    psutil.Process(crashed["pid"]).kill()  # the gateway restarts it, saying so in a log it cannot write
+    ready_replica(other_than=crashed["pid"])
+    assert not alive(crashed["pid"])
     assert ask().json()["result"] == [1]
-
-
-def arbiters(supervisor: int) -> list[psutil.Process]:
-    """The supervisor's BentoML arbiters: its children that have workers (stand-ins) of their own."""
-    found = []
-    for child in psutil.Process(supervisor).children():
-        with contextlib.suppress(psutil.Error):
-            if child.status() != psutil.STATUS_ZOMBIE and child.children():
-                found.append(child)
-    return found
+    assert local.status(NAME).view["counters"]["restarts"] >= 1
 
 
 def test_status_says_serving_degraded(full):
@@ -151,23 +147,6 @@ def test_a_redeploy_without_space_says_the_old_revision_keeps_serving_when_it_do
     assert failed.returncode == 1
     assert f"error: build of {NAME} failed; revision 1 keeps serving: " in failed.stderr
     assert ask().json()["result"] == [1]
-
-
-def test_a_server_that_does_not_answer_is_down_and_no_message_claims_it_serves(full):
-    stopped = serving_processes_but_supervisor()
-    try:
-        for process in stopped:
-            process.suspend()
-        assert local.status(NAME).state == f"down (its server runs but does not answer /readyz; see conduit logs {NAME})"
-        failed = conduit("apply", str(write_project(full / "project", 3)))
-        assert failed.returncode == 1
-        assert "revision 1 is recorded as serving but does not answer (see conduit status full-disk)" in failed.stderr
-        assert "keeps serving" not in failed.stderr
-    finally:
-        for process in stopped:
-            with contextlib.suppress(psutil.Error):
-                process.resume()
-    wait_for(lambda: processes.is_ready(Store().serving(NAME).port))
 
 
 def test_each_worker_says_once_that_its_metrics_are_not_written(full):

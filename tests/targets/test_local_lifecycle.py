@@ -1,6 +1,9 @@
-"""The local target's lifecycle on one deployment, with real tiny sklearn models: apply, nothing
-changed, a redeploy under traffic, failed redeploys (old revision keeps answering), a crashed
-server restarted, rollback, delete, and that the plain key is in no file."""
+"""The local target's lifecycle on one deployment behind the gateway, with real tiny sklearn models:
+apply, nothing changed, a redeploy under traffic, failed redeploys (old revision keeps answering),
+a crashed replica restarted, rollback, force_rebuild, delete (nothing outlives it), and that the
+plain key is in no file. (A gateway killed outright: test_reliability.py and test_gateway_e2e.py.)
+
+The deployment keeps one replica warm (min_replicas: 1): scaling to zero is test_gateway_e2e's."""
 from __future__ import annotations
 
 import os
@@ -20,11 +23,9 @@ from sklearn.dummy import DummyClassifier
 from conduit.errors import DeployError, UsageError
 from conduit.manifest import load
 from conduit.store import DeploymentNotFound, Store
-from conduit.targets import local, processes
-from conduit.targets.processes import ROUTER_MODULE, SUPERVISOR_MODULE
-
-from conftest import TEST_KEY, wait_for
-from test_standby import idle_standbys
+from conduit.targets import local
+from conduit.targets.local import processes
+from conftest import TEST_KEY, alive, gateway_processes, replicas_of, wait_for
 
 pytestmark = pytest.mark.e2e
 NAME = "lifecycle"
@@ -37,7 +38,8 @@ def write_project(folder: Path, answer: int, post: str | None = None) -> Path:
     model = DummyClassifier(strategy="constant", constant=answer).fit([[i, i] for i in range(5)], list(range(5)))
     (folder / "model.pkl").write_bytes(pickle.dumps(model))
     stage = {"model_type": "sklearn", "path": "model.pkl", **({"post": post} if post else {})}
-    YAML().dump({"name": NAME, "flow": [stage], "hardware": "CPU", "cpu": 1}, folder / "conduit.yaml")
+    document = {"name": NAME, "flow": [stage], "hardware": "CPU", "cpu": 1, "min_replicas": 1}
+    YAML().dump(document, folder / "conduit.yaml")
     return folder / "conduit.yaml"
 
 
@@ -45,6 +47,14 @@ def ask(endpoint: str) -> list:
     response = httpx.post(endpoint, json=POINTS, headers={"Authorization": TEST_KEY}, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()["result"]
+
+
+def replicas(revision: int | None = None) -> list[dict]:
+    return replicas_of(NAME, revision)
+
+
+def ready_replica(revision: int) -> dict:
+    return wait_for(lambda: next((row for row in replicas(revision) if row["state"] == "ready"), None))
 
 
 @pytest.fixture(scope="module")
@@ -58,29 +68,35 @@ def first(project):
     return deployment
 
 
-def test_first_apply_serves_on_a_stable_endpoint(first):
+def test_first_apply_serves_on_the_gateways_endpoint_from_a_warm_replica(first):
     assert ask(first.endpoint) == [1, 1]
     assert first.changed and first.revision == 1 and first.api_key is None  # the key came from the environment
-    assert processes.is_ours(first.pid, SUPERVISOR_MODULE)
+    assert first.endpoint == f"http://127.0.0.1:{first.port}/v1/default/{NAME}/predict"
+    assert first.port == int(os.environ["CONDUIT_PORT"])
     status = local.status(NAME)
-    assert status.state == "serving" and status.serving.revision == 1
+    assert status.state == "serving" and status.serving.revision == 1 and status.replicas_ready == 1
+    assert status.endpoint == first.endpoint
     assert Path(status.serving.log_path).name == f"{NAME}-r1.log"
-    # The revision came from the standby started before the build: one log, BentoML in it.
-    assert "bentoml serve" in Path(status.serving.log_path).read_text()
-    assert not list(local.logs_dir(Store()).glob("standby-*"))
+    (replica,) = replicas(1)
+    assert replica["state"] == "ready" and replica["warm"]  # forked from the zygote
+    assert alive(replica["pid"]) and processes.port_open(replica["port"])
+    log = Path(status.serving.log_path).read_text()
+    assert f"Service {NAME} initialized" in log and "started cold" not in log
 
 
 def test_apply_with_nothing_changed_does_nothing(first, project):
+    before = replicas(1)
     said: list[str] = []
     again = local.apply(load(project / "conduit.yaml"), progress=said.append)
     assert not again.changed
-    assert (again.revision, again.pid, again.endpoint) == (first.revision, first.pid, first.endpoint)
+    assert (again.revision, again.endpoint) == (first.revision, first.endpoint)
     assert any("Nothing changed" in line for line in said)
     assert [r.revision for r in Store().revisions(NAME)] == [1]
-    assert no_idle_standbys_left()
+    assert [row["pid"] for row in replicas(1)] == [row["pid"] for row in before]  # nothing restarted
 
 
 def test_redeploy_moves_the_endpoint_under_traffic_without_failures(first, project):
+    old = replicas(1)
     answers: list = []
     failures: list = []
     done = threading.Event()
@@ -108,8 +124,10 @@ def test_redeploy_moves_the_endpoint_under_traffic_without_failures(first, proje
     assert not failures, failures[:3]
     assert answers and set(answers) <= {1, 2}
     assert answers[answers.index(2):] == [2] * (len(answers) - answers.index(2))  # no going back
-    assert not processes.is_ours(first.pid, SUPERVISOR_MODULE)
-    assert not processes.port_open(first.backend_port)
+    # The old revision's replica drains, then stops.
+    wait_for(lambda: not replicas(1))
+    assert not [row["pid"] for row in old if alive(row["pid"])]
+    assert not [row["port"] for row in old if processes.port_open(row["port"])]
     assert [r.state for r in Store().revisions(NAME)] == ["archived", "serving"]
 
 
@@ -124,8 +142,11 @@ def test_a_corrupt_artifact_fails_and_the_old_revision_keeps_answering(first, pr
     assert "pickle" in message and "--- last lines of" in message
     assert ask(first.endpoint) == [2, 2]
     failed = Store().revision(NAME, 3)
-    assert failed.state == "failed" and not processes.is_ours(failed.pid, SUPERVISOR_MODULE)
-    assert not processes.port_open(failed.port)
+    # The replica died before it was ready: the revision failed, with its log's first cause.
+    assert failed.state == "failed" and failed.note.startswith("exited with code")
+    assert failed.note.split(": ", 1)[1] == processes.first_cause(failed.log_path)
+    wait_for(lambda: not replicas(3))
+    assert not processes.writers_of(failed.log_path)
 
 
 def test_a_hook_that_raises_at_import_fails_and_the_old_revision_keeps_answering(first, project):
@@ -138,46 +159,28 @@ def test_a_hook_that_raises_at_import_fails_and_the_old_revision_keeps_answering
         local.apply(manifest)
     assert ask(first.endpoint) == [2, 2]
     assert local.status(NAME).serving.revision == 2
+    assert "hook exploded at import" in Store().revision(NAME, 4).note
 
 
-def test_a_crashed_server_is_restarted_by_its_supervisor(first):
+def test_a_replica_whose_worker_is_killed_is_restarted_by_the_gateway(first):
     serving = local.status(NAME).serving
-    # BentoML's arbiter under the supervisor: the child with children (its workers' stand-ins; the
-    # workers themselves are forks of the supervisor, each in a session of its own).
-    server = next(child for child in psutil.Process(serving.pid).children() if child.children())
-    workers = [p for p in psutil.Process(serving.pid).children(recursive=True) if p.pid != server.pid]
+    crashed = ready_replica(serving.revision)
+    workers = psutil.Process(crashed["pid"]).children()
     assert workers
-    os.kill(server.pid, signal.SIGKILL)
-    # The old workers may answer until the supervisor notices: wait for the restart itself.
     log = Path(serving.log_path)
-    wait_for(lambda: "restarting" in log.read_text() and server.pid not in child_pids(serving.pid))
-    wait_for(lambda: log.read_text().split("restarting")[-1].count("server ready") == 1)
+    before = log.read_text()
+    os.kill(workers[0].pid, signal.SIGKILL)
+    # The leader stops the replica; the gateway starts another after its back-off.
+    restarted = wait_for(lambda: next((r for r in replicas(serving.revision) if r["state"] == "ready" and r["pid"] != crashed["pid"]), None))
     assert ask(first.endpoint) == [2, 2]
-    assert local.status(NAME).state == "serving"
-    assert not [worker.pid for worker in workers if worker.is_running()]  # the old workers were stopped
-
-
-def test_apply_restarts_a_dead_router_on_the_same_port(first, project):
-    record = Store().require(NAME)
-    os.kill(record.router_pid, signal.SIGKILL)
-    wait_for(lambda: not processes.is_ours(record.router_pid, ROUTER_MODULE))
-    assert local.status(NAME).state.startswith("down (router exited")
-    again = local.apply(load(write_project(project, 2)))  # the same bytes as revision 2
-    assert not again.changed and again.endpoint == first.endpoint
-    assert Store().require(NAME).router_pid != record.router_pid
-    assert ask(first.endpoint) == [2, 2]
-
-
-def no_idle_standbys_left() -> bool:
-    store = Store()
-    revision_pids = {r.pid for d in store.deployments() for r in store.revisions(d.name) if r.pid}
-    return not idle_standbys(store.home, revision_pids) and not list(local.logs_dir(store).glob("standby-*"))
-
-
-
-
-def child_pids(pid: int) -> set[int]:
-    return {p.pid for p in psutil.Process(pid).children()}
+    status = local.status(NAME)
+    assert status.state == "serving" and status.view["counters"]["restarts"] == 1
+    assert not alive(crashed["pid"]) and not [w.pid for w in workers if alive(w.pid)]
+    said = log.read_text()[len(before):]
+    # One line says what happened; a worker killed from outside leaves no traceback.
+    assert f"[conduit] worker {workers[0].pid} ended (signal 9): stopping the replica" in said
+    assert "Traceback" not in said
+    assert restarted["warm"]
 
 
 def test_rollback_serves_the_previous_bento_on_the_same_endpoint(first, project):
@@ -196,18 +199,20 @@ def test_rollback_serves_the_previous_bento_on_the_same_endpoint(first, project)
 
 def test_force_rebuild_serves_a_fresh_revision_of_the_same_bento(first, project):
     serving = local.status(NAME).serving
+    old = replicas(serving.revision)
     manifest = load(write_project(project, 2)).model_copy(update={"force_rebuild": True})
     forced = local.apply(manifest.with_base_dir(project))
     assert forced.changed and forced.revision == serving.revision + 1 and forced.tag == serving.tag
     assert ask(first.endpoint) == [2, 2]
-    assert not processes.is_ours(serving.pid, SUPERVISOR_MODULE)
+    wait_for(lambda: not replicas(serving.revision))
+    assert not [row["pid"] for row in old if alive(row["pid"])]
 
 
 def test_the_plain_key_is_in_no_file_of_the_home_or_the_bentos(conduit_home, first):
     needle = TEST_KEY.encode()
     files = [path for path in Path(conduit_home).rglob("*") if path.is_file()]
     assert any(path.name == "bento.yaml" for path in files)  # the Bento store is in there
-    assert any(path.suffix == ".log" for path in files)
+    assert any(path.name == "gateway.log" for path in files) and any(path.name == "state.json" for path in files)
     leaks = [str(path) for path in files if needle in path.read_bytes()]
     assert not leaks
     from conduit.serving.auth import key_sha256
@@ -216,15 +221,19 @@ def test_the_plain_key_is_in_no_file_of_the_home_or_the_bentos(conduit_home, fir
 
 
 def test_delete_stops_everything_and_forgets_the_deployment(first):
-    status = local.status(NAME)
-    running = [r for r in status.revisions if processes.is_ours(r.pid, SUPERVISOR_MODULE)]
-    assert [r.revision for r in running] == [status.serving.revision]  # no leftovers of earlier revisions
-    pids = [r.pid for r in running] + [status.record.router_pid]
-    ports = [r.port for r in running] + [status.record.port]
-    local.delete(NAME)
-    assert not any(processes.is_ours(pid, SUPERVISOR_MODULE) or processes.is_ours(pid, ROUTER_MODULE) for pid in pids)
-    assert not any(processes.port_open(port) for port in ports if port)
-    assert no_idle_standbys_left()  # none left by any apply of this module, failed ones included
+    serving = local.status(NAME).serving
+    assert {row["revision"] for row in replicas()} == {serving.revision}  # no leftovers of earlier revisions
+    everyone = gateway_processes()
+    assert len(everyone) >= 5  # keeper, gateway, zygote, the replica's leader and its worker
+    ports = [row["port"] for row in replicas()] + [first.port]
+    said: list[str] = []
+    local.delete(NAME, progress=said.append)
+    assert said == [f"🗑️  Deleted {NAME}: stopped 1 replica"]
+    # The last deployment: the gateway and its keeper stop too, and nothing they started outlives them.
+    assert local.running_gateway(Store()) is None
+    assert not [process.pid for process in everyone if alive(process.pid)]
+    assert not any(processes.port_open(port) for port in ports)
+    assert not local.metrics_dir(Store(), NAME).exists()
     with pytest.raises(DeploymentNotFound):
         local.status(NAME)
     assert Store().revisions(NAME) == []

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conduit.render import render
-from conduit.serving.process import bento_folder
-from conduit.targets.preload import pickled_modules, worker_preparation
+from conduit.targets.local.bentoml_serving import bento_folder
+from conduit.targets.local.preload import pickled_modules, worker_preparation
 from serving.trained import iris_folder, torch_folder
 
 POINTS, LABELS = [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]], [0, 1, 0, 1]

@@ -1,6 +1,7 @@
 """A revision's processes are found by the log they write, however they were re-parented, and
 stopped: SIGTERM first, SIGKILL for what ignores it; a process writing another log is left alone.
-(Plain processes: the real case, a supervisor killed outright, is in test_reliability.)"""
+(Plain processes: the real case, replicas left by a gateway killed outright and stopped by
+`conduit delete`, is in test_reliability.)"""
 from __future__ import annotations
 
 import subprocess
@@ -10,11 +11,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conduit.targets import processes
+from conduit.targets.local import processes
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="read from /proc")
 SLEEPER = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.{}); print('set', file=sys.stderr, flush=True); time.sleep(300)"
-# Starts a sleeper in a session of its own and exits at once, as an arbiter whose supervisor died.
+# Starts a sleeper in a session of its own and exits at once, as a replica whose gateway died.
 ORPHANING = (
     "import subprocess, sys; "
     "print(subprocess.Popen([sys.executable, '-c', sys.argv[1]], start_new_session=True, stderr=subprocess.DEVNULL).pid, file=sys.stderr)"

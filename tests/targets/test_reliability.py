@@ -1,13 +1,13 @@
-"""Issue 16, items 2, 5 and 6, on real sklearn deployments: a deployment listens on its HTTP ports
-only (BentoML's arbiter takes its commands on Unix sockets in a private folder), each deployment's
-/metrics counts its own requests and survives another's start, and a supervisor killed outright
-leaves processes that `status` reports and `delete` / `apply` stop."""
+"""Issue 16, items 2, 5 and 6, on real sklearn deployments behind the gateway: nothing conduit runs
+listens on TCP but the gateway's port and each replica's HTTP port (no control port: a zygote takes
+its orders on an unnamed socket pair), each deployment's /metrics counts its own requests and
+survives another's start, and a gateway killed outright with its keeper leaves replicas that
+`status` reports as down and `delete` / `apply` stop."""
 from __future__ import annotations
 
 import os
 import pickle
 import re
-import signal
 import stat
 from pathlib import Path
 
@@ -21,9 +21,10 @@ from sklearn.dummy import DummyClassifier
 
 from conduit.manifest import load
 from conduit.store import Store
-from conduit.targets import local, processes
-
-from conftest import TEST_KEY, wait_for
+from conduit.targets import local
+from conduit.targets.local import processes
+from conduit.targets.local.gateway import read_state
+from conftest import TEST_KEY, alive, gateway_processes, metrics_url, replicas_of, wait_for
 
 pytestmark = pytest.mark.e2e
 POINT = [[0.5, 1.5]]
@@ -35,7 +36,9 @@ def project(folder: Path, name: str, answer: int = 1) -> Path:
     model = DummyClassifier(strategy="constant", constant=answer).fit([[i, i] for i in range(5)], list(range(5)))
     (folder / "model.pkl").write_bytes(pickle.dumps(model))
     stage = {"model_type": "sklearn", "path": "model.pkl"}
-    YAML().dump({"name": name, "flow": [stage], "hardware": "CPU", "cpu": 1}, folder / "conduit.yaml")
+    # One replica kept warm: a deployment scaled to zero has no replica to read metrics from.
+    document = {"name": name, "flow": [stage], "hardware": "CPU", "cpu": 1, "min_replicas": 1}
+    YAML().dump(document, folder / "conduit.yaml")
     return folder / "conduit.yaml"
 
 
@@ -53,44 +56,28 @@ def ask(deployment: local.Deployment) -> list:
     return response.json()["result"]
 
 
-def processes_of(deployment: local.Deployment) -> list[psutil.Process]:
-    """The router, the supervisor and everything it started (BentoML's arbiter, the workers it
-    forked, the arbiter's children), found from the process tree."""
-    record = local.status(deployment.name).record
-    supervisor = psutil.Process(deployment.pid)
-    return [psutil.Process(record.router_pid), supervisor, *supervisor.children(recursive=True)]
-
-
-def alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def test_a_deployment_listens_on_its_http_ports_only_and_the_arbiter_on_private_sockets(deploy):
+def test_nothing_listens_but_the_gateway_and_the_replicas_http_ports(deploy):
     deployment = deploy("ports")
-    everyone = processes_of(deployment)
-    assert len(everyone) >= 4  # router, supervisor, arbiter, a worker
+    assert ask(deployment) == [1]
+    everyone = gateway_processes()
+    assert len(everyone) >= 5  # keeper, gateway, zygote, a replica's leader, its worker
     listening = {
         (connection.laddr.ip, connection.laddr.port)
         for process in everyone
         for connection in process.net_connections("inet")
         if connection.status == psutil.CONN_LISTEN
     }
-    assert listening == {("127.0.0.1", deployment.port), ("127.0.0.1", deployment.backend_port)}
-    unix_sockets = {connection.laddr for process in everyone for connection in process.net_connections("unix")}
-    arbiter_sockets = [Path(path) for path in unix_sockets if path and Path(path).name in ("controller", "pubsub")]
-    assert len(arbiter_sockets) == 2
-    for folder in {path.parent for path in arbiter_sockets}:
+    replica_ports = {("127.0.0.1", row["port"]) for row in read_state(Store().home)["replicas"]}
+    assert listening == {("127.0.0.1", deployment.port), *replica_ports}
+    named = {connection.laddr for process in everyone for connection in process.net_connections("unix") if connection.laddr}
+    for folder in {Path(path).parent for path in named}:  # any named socket is in a private folder
         mode = folder.stat()
-        assert stat.S_IMODE(mode.st_mode) == 0o700 and mode.st_uid == os.getuid()
-    assert ask(deployment) == [1]
+        assert stat.S_IMODE(mode.st_mode) == 0o700 and mode.st_uid == os.getuid(), folder
 
 
 def predictions_counted(deployment: local.Deployment) -> float:
     """conduit_predict_requests_total{status="200"} on the deployment's /metrics."""
-    text = httpx.get(f"http://127.0.0.1:{deployment.port}/metrics", timeout=30).text
+    text = httpx.get(metrics_url(deployment.endpoint), timeout=30).text
     counts = re.findall(r'^conduit_predict_requests_total\{status="200"\} (\S+)$', text, re.MULTILINE)
     return sum(float(count) for count in counts)
 
@@ -108,39 +95,42 @@ def test_each_deployment_counts_its_own_requests_and_another_start_wipes_none(de
     assert stat.S_IMODE(local.metrics_dir(Store(), "count-a").stat().st_mode) == 0o700
 
 
-def kill_supervisor(deployment: local.Deployment) -> list[psutil.Process]:
-    """SIGKILL the supervisor alone; returns what it had started (which serves on without it)."""
-    started = psutil.Process(deployment.pid).children(recursive=True)
-    os.kill(deployment.pid, signal.SIGKILL)
-    wait_for(lambda: local.status(deployment.name).orphans)
+def kill_gateway_and_keeper(deployment: local.Deployment) -> list[psutil.Process]:
+    """SIGKILL the keeper and the gateway; returns the deployment's replicas' processes (leaders
+    and workers), which serve on without them."""
+    rows = wait_for(lambda: replicas_of(deployment.name))
+    started = [process for row in rows for process in (psutil.Process(row["pid"]), *psutil.Process(row["pid"]).children())]
+    keeper, gateway = gateway_processes()[:2]
+    for process in (keeper, gateway):
+        process.kill()
+    psutil.wait_procs([keeper, gateway], timeout=30)
+    wait_for(lambda: local.running_gateway(Store()) is None)
     return started
 
 
-def test_a_killed_supervisor_leaves_orphans_that_status_reports_and_delete_stops(deploy):
+def test_a_killed_gateway_leaves_replicas_that_status_reports_down_and_delete_stops(deploy):
     deployment = deploy("orphans-delete")
-    started = kill_supervisor(deployment)
-    state = local.status(deployment.name).state
-    assert re.fullmatch(
-        r"down \(its supervisor is gone, \d+ orphaned process(es)? still running; "
-        r"run conduit apply or conduit delete to stop them\)",
-        state,
-    ), state
-    assert processes.port_open(deployment.backend_port)  # what the issue saw: serving, unsupervised
+    started = kill_gateway_and_keeper(deployment)
+    assert local.status(deployment.name).state == "down (the gateway is not running; conduit apply starts it again)"
+    ports = [row["port"] for row in replicas_of(deployment.name)]
+    assert all(processes.port_open(port) for port in ports)  # serving, with nobody watching it
     said: list[str] = []
     local.delete(deployment.name, progress=said.append)
-    assert said == ["🗑️  Deleted orphans-delete: stopped revision 1 and its router"]
-    assert not [process.pid for process in started if alive(process)]
-    assert not processes.writers_of(local.logs_dir() / "orphans-delete-r1.log")  # the arbiter's new workers too
-    assert not processes.port_open(deployment.backend_port)
+    assert said == ["🗑️  Deleted orphans-delete: stopped 1 replica"]
+    assert not [process.pid for process in started if alive(process.pid)]
+    assert not processes.writers_of(local.logs_dir(Store()) / "orphans-delete-r1.log")
+    assert not any(processes.port_open(port) for port in ports)
     assert not local.metrics_dir(Store(), deployment.name).exists()
 
 
-def test_apply_after_a_killed_supervisor_serves_a_new_revision_and_stops_the_orphans(deploy):
+def test_apply_after_a_killed_gateway_serves_a_new_revision_and_stops_the_old_replicas(deploy):
     old = deploy("orphans-apply", answer=1)
-    started = kill_supervisor(old)
+    started = kill_gateway_and_keeper(old)
     new = deploy("orphans-apply", answer=2)
     assert new.revision == old.revision + 1 and ask(new) == [2]
-    assert local.status(new.name).state == "serving"
-    assert not [process.pid for process in started if alive(process)]
-    assert not processes.writers_of(local.logs_dir() / f"orphans-apply-r{old.revision}.log")
-    assert not processes.port_open(old.backend_port)
+    assert new.endpoint == old.endpoint
+    wait_for(lambda: local.status(new.name).state == "serving")
+    # The new gateway adopted revision 1's replica, then drained it once revision 2 served.
+    wait_for(lambda: not replicas_of(new.name, old.revision))
+    assert not [process.pid for process in started if alive(process.pid)]
+    assert not processes.writers_of(local.logs_dir(Store()) / f"orphans-apply-r{old.revision}.log")

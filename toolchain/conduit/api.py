@@ -25,11 +25,12 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from conduit import paths
+from conduit import paths, targets
 from conduit.errors import UsageError
 from conduit.manifest.dump import to_yaml
 from conduit.manifest.loader import MANIFEST_NAME, build, load_with_warnings
 from conduit.manifest.model import HOOK_KEYS, Batching, Manifest, PredictionLog, Stage, stage_list, stage_mapping
+from conduit.manifest.names import DEFAULT_PROJECT
 from conduit.manifest.problems import ManifestInvalid, Problem
 from conduit.runtimes.hooks import HookFunctions, import_in_subprocess, refuse_reentry
 from conduit.runtimes.uploads import as_uploads
@@ -44,14 +45,16 @@ class Conduit:
         api_key: Optional[str] = None,
         flow: Any = None,
         hardware: Any = None,
+        project: str = DEFAULT_PROJECT,
         cpu: int = 2,
         memory: float = 8.0,
         cooldown: int = 60,
         min_replicas: int = 0,
         max_replicas: int = 2,
+        replica_concurrency: Optional[int] = None,
         requirements_file: Optional[str | os.PathLike] = None,
         force_rebuild: bool = False,
-        python_version: str = "3.10",
+        python_version: Optional[str] = None,
         batching: Optional[dict | Batching] = None,
         prediction_log: Optional[dict | PredictionLog] = None,
     ):
@@ -60,6 +63,7 @@ class Conduit:
         stages, problems, functions = _python_flow(flow, base_dir)
         data = {
             "name": name,
+            "project": project,
             "flow": stages,
             "hardware": hardware,
             "cpu": cpu,
@@ -67,6 +71,7 @@ class Conduit:
             "cooldown": cooldown,
             "min_replicas": min_replicas,
             "max_replicas": max_replicas,
+            "replica_concurrency": replica_concurrency,
             "requirements_file": requirements_file,
             "force_rebuild": force_rebuild,
             "python_version": python_version,
@@ -158,16 +163,16 @@ class Conduit:
         flow = Flow.load(self._manifest, functions=self._functions)
         return flow.predict(data, parameters, as_uploads(files))
 
-    def deploy(self, path: Path | str | None = None) -> str:
+    def deploy(self, path: Path | str | None = None, target: str = targets.DEFAULT, **options: Any) -> str:
         """Save the manifest (unless it came from a YAML file and no path is given), build and
-        serve it on the local target; returns the endpoint URL."""
+        serve it on `target` (its options as `conduit apply` takes them: namespace=, context=,
+        flavor=, image= for kubernetes); returns the endpoint URL."""
         refuse_reentry("`Conduit.deploy()`")
+        chosen = targets.get(target, **options)  # an option the target does not take: before any write
         self._check_script_hooks()
         saved = self.save(path) if path is not None or self._source is None else self._source
-        from conduit.targets.local import apply
-
         with paths.private_files():  # the state it writes and the servers it starts are private
-            return apply(self._manifest, api_key=self._api_key, manifest_path=str(saved)).endpoint
+            return chosen.apply(self._manifest, api_key=self._api_key, manifest_path=str(saved), progress=print)
 
     def _check_script_hooks(self) -> None:
         """Hooks defined in the running script (`__main__`) will be imported by the server: import

@@ -24,7 +24,7 @@ from conduit.errors import DeployError
 from conduit.manifest import Manifest
 from conduit.paths import conduit_home, tighten
 from conduit.render import RenderResult, render
-from conduit.serving.process import bento_folder, bentoml_home
+from conduit.targets.local.bentoml_serving import bento_folder, bento_store
 
 Progress = Callable[[str], None]
 BAR_MIN_BYTES = 1024 * 1024  # smaller artifacts copy too fast for a bar to mean anything
@@ -92,16 +92,6 @@ def _build_rendered(rendered: RenderResult, force: bool, progress: Progress, sta
     seconds = time.perf_counter() - start
     progress(f"✅ Built Bento {tag} in {seconds:.1f}s.")
     return BuildResult(tag, False, seconds)
-
-
-def bento_store():
-    """BentoML's store under CONDUIT_HOME, whatever BENTOML_HOME this process started with."""
-    os.environ["BENTOML_HOME"] = bentoml_home()  # for anything BentoML resolves from its config
-    from bentoml._internal.bento import BentoStore
-
-    path = Path(bentoml_home()) / "bentos"
-    path.mkdir(parents=True, exist_ok=True)
-    return BentoStore(str(path))
 
 
 def stored_bento(rendered: RenderResult) -> Path:

@@ -15,7 +15,7 @@ import sys
 from typing import Any, Callable, Optional
 
 from conduit.errors import DeployError
-from conduit.serving.process import bentoml_home
+from conduit.targets.local.bentoml_serving import bentoml_home
 
 BUILDERS = ("docker", "podman", "buildah")
 BUILDER_ENV = "CONDUIT_CONTAINER_BUILDER"

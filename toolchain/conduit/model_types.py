@@ -30,7 +30,7 @@ class ModelTypeInfo:
     extra: str  # the pip extra that installs the framework (`pip install conduit-deploy[extra]`)
     packages: tuple[str, ...]  # distributions whose installed versions are pinned into the bento
     # The modules its runtime imports to load a model (the slow part of a worker's start), which a
-    # fork server may import ahead (conduit.targets.preload): none that start threads on import.
+    # fork server may import ahead (conduit.targets.local.preload): none that start threads on import.
     imports: tuple[str, ...]
 
 

@@ -3,9 +3,13 @@
     service.py          glue from templates/service.py.j2 (declares resources, workers, limits)
     bentofile.yaml      glue from templates/bentofile.yaml.j2 (python version, CUDA base, no locking)
     conduit.lock.json   the manifest with paths rewritten to this layout, artifact sha256 hashes,
-                        pinned package versions
-    requirements.txt    the framework versions installed here (a pickle is served by the library
-                        that wrote it) + conduit's runtime dependencies + the user's requirements
+                        pinned package versions, what each artifact records of the library that
+                        wrote it (`trained_with`)
+    requirements.txt    the framework versions installed here, except where an artifact records
+                        the version that wrote it (that one is pinned: a model is served by the
+                        library that wrote it, `conduit.artifacts.pins`) + conduit's runtime
+                        dependencies + the user's requirements (which win over a version merely
+                        installed here; validate refuses one that contradicts an artifact)
     conduit/            the runtime code (the conduit package without its CLI and deploy targets)
     artifacts/          model files and folders
     hooks/              pre/post hook files
@@ -28,6 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from conduit import paths
+from conduit.artifacts import inspect_artifact, pins
+from conduit.artifacts.pins import canonical_name
 from conduit.errors import ConduitError, ModelLoadError
 from conduit.hardware import CUDA_VERSION, MATH_THREAD_VARIABLES, spec, worker_layout
 from conduit.manifest import Manifest
@@ -49,7 +55,7 @@ TIMEOUT_GPU_S = 300  # generation on a GPU can take minutes
 RUNTIME_PACKAGES = ("numpy", "orjson", "cloudpickle", "pydantic", "ruamel.yaml", "uvloop", "httptools")
 # Parts of the conduit package a served bento never imports.
 NOT_RUNTIME = (
-    "cli", "targets", "gitops", "templates", "__pycache__",
+    "cli", "targets", "gitops", "environments", "templates", "__pycache__",
     "api.py", "build.py", "client.py", "image.py", "keys.py", "predictions.py", "render.py", "store.py",
 )
 GLUE_FILES = ("service.py", "bentofile.yaml", LOCK_FILE)
@@ -90,8 +96,8 @@ def render(manifest: Manifest, out_dir: Path | str, on_copy: Optional[CopyProgre
         file_hashes: dict[str, str] = {}
         artifact_hashes = {copy.target: copy_into(copy, staging, on_copy, file_hashes) for copy in copies}
         copy_runtime_code(staging / "conduit")
-        lock = lock_document(manifest, lock_manifest, artifact_hashes)
-        write_glue(staging, manifest, lock, requirements_text(manifest, lock["packages"]))
+        lock = lock_document(manifest, lock_manifest, artifact_hashes, trained_with(copies))
+        write_glue(staging, manifest, lock, requirements_text(manifest, lock["packages"], decided_by_artifacts(lock)))
         version = content_hash(staging, file_hashes)
         _replace(staging, target)
     except BaseException:
@@ -245,35 +251,60 @@ def framework_packages(manifest: Manifest) -> list[str]:
     return sorted(names)
 
 
-def lock_document(manifest: Manifest, lock_manifest: dict, artifact_hashes: dict[str, str]) -> dict:
+def trained_with(copies: list[Copy]) -> dict[str, dict[str, Any]]:
+    """Bento path -> what the artifact records of the library that wrote it (versions, producer, opset)."""
+    found = {}
+    for copy in copies:
+        artifact = inspect_artifact(copy.source, import_classes=False) if copy.target.startswith("artifacts/") else None
+        record = {"versions": artifact.versions, "producer": artifact.producer, "opset": artifact.opset} if artifact else {}
+        record = {key: value for key, value in record.items() if value}
+        if record:
+            found[copy.target] = record
+    return dict(sorted(found.items()))
+
+
+def lock_document(manifest: Manifest, lock_manifest: dict, artifact_hashes: dict[str, str],
+                  trained: Optional[dict[str, dict[str, Any]]] = None) -> dict:  # fmt: skip
     from conduit import __version__
 
-    packages = {name: installed_version(name) for name in [*framework_packages(manifest), *RUNTIME_PACKAGES]}
+    installed = {name: installed_version(name) for name in [*framework_packages(manifest), *RUNTIME_PACKAGES]}
+    recorded = {lib: ver for record in (trained or {}).values() for lib, ver in record.get("versions", {}).items()}
     return {
         "lock_format": LOCK_FORMAT,
         "conduit_version": __version__,
         "manifest": lock_manifest,
         "hardware": str(manifest.resolved_hardware),
         "artifacts": dict(sorted(artifact_hashes.items())),
-        "packages": dict(sorted(packages.items())),
+        "packages": pins.with_trained_versions(installed, recorded),
+        "trained_with": trained or {},
     }
 
 
-def requirements_text(manifest: Manifest, packages: dict[str, Optional[str]]) -> str:
-    lines = ["# Generated by conduit: the versions installed where this bento was rendered."]
-    lines += [requirement(name, version) for name, version in packages.items()]
-    if manifest.requirements_file:
-        user_file = confined(manifest, manifest.requirements_file)
-        if not user_file.is_file():
-            raise RenderError(f"requirements_file {manifest.requirements_file} not found at {user_file}")
-        lines += [f"# From {manifest.requirements_file}:", user_file.read_text(encoding="utf-8").strip()]
+def decided_by_artifacts(lock: dict) -> set[str]:
+    """The distributions whose pin an artifact decided (the user's requirements never replace those)."""
+    libraries = {library for record in lock["trained_with"].values() for library in record.get("versions", {})}
+    return {pins.distribution(library, lock["packages"]) for library in libraries}
+
+
+def requirements_text(manifest: Manifest, packages: dict[str, Optional[str]], decided: Iterable[str] = ()) -> str:
+    """Conduit's pins, less those the user's requirements_file names (unless an artifact decided
+    them: validate refused a contradiction, so both then agree), then the user's file."""
+    user_text = _user_requirements(manifest)
+    theirs = pins.user_names(user_text) - {canonical_name(name) for name in decided}
+    lines = ["# Generated by conduit: the versions installed where this bento was rendered, or the artifacts'."]
+    lines += [pins.requirement(name, version) for name, version in packages.items() if canonical_name(name) not in theirs]
+    if user_text:
+        lines += [f"# From {manifest.requirements_file}:", user_text.strip()]
     return "\n".join(lines) + "\n"
 
 
-def requirement(name: str, version: Optional[str]) -> str:
-    """A pin PyPI can satisfy: a local label (torch's `+cpu`) names a build PyPI does not host,
-    so it stays in the lock file but not in the requirement."""
-    return f"{name}=={version.split('+', 1)[0]}" if version else name
+def _user_requirements(manifest: Manifest) -> str:
+    if not manifest.requirements_file:
+        return ""
+    user_file = confined(manifest, manifest.requirements_file)
+    if not user_file.is_file():
+        raise RenderError(f"requirements_file {manifest.requirements_file} not found at {user_file}")
+    return user_file.read_text(encoding="utf-8")
 
 
 def service_settings(manifest: Manifest) -> dict[str, Any]:
@@ -298,7 +329,7 @@ def service_settings(manifest: Manifest) -> dict[str, Any]:
         "max_body_bytes": MAX_BODY_BYTES,
         "max_concurrency_per_worker": MAX_CONCURRENCY_PER_WORKER,
         "envs": envs,
-        "python_version": manifest.python_version,
+        "python_version": manifest.resolved_python_version,
         "cuda_version": CUDA_VERSION if hardware.is_gpu else None,
     }
 

@@ -1,15 +1,16 @@
 """The deployment store: one SQLite file, `$CONDUIT_HOME/conduit.db`.
 
-A deployment is a name with a stable port (its front router, see `targets/router.py`) and a list
-of revisions. A revision is one served Bento: its tag, the backend port and supervisor pid it ran
-with, its state, and the sha256 of the API key it accepts. The plain API key is never stored.
+A deployment is a name and a list of revisions. A revision is one served Bento: its tag, its
+state, the sha256 of the API key it accepts (the plain API key is never stored), how the gateway
+serves it (`settings`: project, scaling, memory, interpreter; see `conduit.targets.local.settings`),
+the manifest it was applied from (so `status` after a rollback shows the one that built the
+serving Bento) and the warnings its apply printed (fields the target does not honour, see
+`conduit.targets.honoured`). Databases made before those columns get them on opening. (The
+`port`, `pid` and `router_pid` columns are what a revision ran with before the gateway; unused.)
 
-A revision also keeps the manifest it was applied from (so `status` after a rollback shows the
-one that built the serving Bento) and the warnings its apply printed (fields the target does not
-honour, see `conduit.targets.honoured`). Databases made before those columns get them on opening.
-
-Revision states: `starting` (launched, not yet ready), `serving` (the one the router points at),
-`archived` (replaced or rolled back from; its process stopped), `failed` (never became ready).
+Revision states: `starting` (recorded by apply; the gateway starts it), `serving` (the one the
+gateway routes to), `archived` (replaced or rolled back from; its replicas stopped once their
+requests were answered), `failed` (never became ready, or its apply was interrupted).
 They form one state machine (`TRANSITIONS`), and the store applies each move in one transaction
 (`promote`, `fail`), so an interrupted command can never leave two revisions serving: a partial
 unique index makes the database itself refuse a second serving revision of a name. A database
@@ -24,7 +25,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS revisions (
     created_at TEXT NOT NULL,
     manifest_path TEXT,
     warnings TEXT NOT NULL DEFAULT '[]',
+    settings TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (name, revision)
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +68,7 @@ _ONE_SERVING_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS one_serving_revision ON 
 _ADDED_COLUMNS = (
     ("revisions", "manifest_path", "TEXT"),
     ("revisions", "warnings", "TEXT NOT NULL DEFAULT '[]'"),
+    ("revisions", "settings", "TEXT NOT NULL DEFAULT '{}'"),
 )
 
 
@@ -92,11 +95,15 @@ class Revision:
     created_at: str
     manifest_path: Optional[str] = None
     warnings: tuple[str, ...] = ()
+    # How the gateway serves it (`conduit.targets.local.settings`): project, scaling, memory,
+    # interpreter, ready timeout. Read from the manifest at apply; {} in rows made before.
+    settings: dict = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Revision:
         fields = dict(row)
-        return cls(**{**fields, "warnings": tuple(json.loads(fields["warnings"]))})
+        settings = json.loads(fields.get("settings") or "{}")
+        return cls(**{**fields, "warnings": tuple(json.loads(fields["warnings"])), "settings": settings})
 
 
 @dataclass(frozen=True)
@@ -106,11 +113,6 @@ class DeploymentRecord:
     router_pid: Optional[int]
     manifest_path: Optional[str]
     created_at: str
-
-    @property
-    def endpoint(self) -> Optional[str]:
-        """The stable endpoint (the router's port); None until a first revision served."""
-        return f"http://127.0.0.1:{self.port}/predict" if self.port else None
 
 
 def now() -> str:
@@ -228,13 +230,15 @@ class Store:
         note: str = "",
         manifest_path: Optional[str] = None,
         warnings: Sequence[str] = (),
+        settings: Optional[dict] = None,
     ) -> Revision:
         with self._db() as db:
             (last,) = db.execute("SELECT COALESCE(MAX(revision), 0) FROM revisions WHERE name = ?", (name,)).fetchone()
             db.execute(
-                "INSERT INTO revisions (name, revision, tag, state, key_sha256, note, created_at, manifest_path, warnings)"
-                " VALUES (?, ?, ?, 'starting', ?, ?, ?, ?, ?)",
-                (name, last + 1, tag, key_sha256, note, now(), manifest_path, json.dumps(list(warnings))),
+                "INSERT INTO revisions (name, revision, tag, state, key_sha256, note, created_at, manifest_path, warnings,"
+                " settings) VALUES (?, ?, ?, 'starting', ?, ?, ?, ?, ?, ?)",
+                (name, last + 1, tag, key_sha256, note, now(), manifest_path, json.dumps(list(warnings)),
+                 json.dumps(settings or {})),
             )
         return self.revision(name, last + 1)  # type: ignore[return-value]
 
@@ -266,6 +270,26 @@ class Store:
                 "UPDATE revisions SET state = 'failed', note = ? WHERE name = ? AND revision = ?", (note, name, number)
             )
         return self.revision(name, number)  # type: ignore[return-value]
+
+    def fail_if_starting(self, name: str, number: int, note: str) -> bool:
+        """`fail` unless the revision already moved on (the gateway promoted or failed it first);
+        whether it was this call that failed it."""
+        with self._db() as db:
+            row = db.execute("SELECT state FROM revisions WHERE name = ? AND revision = ?", (name, number)).fetchone()
+            if row is None or row[0] != "starting":
+                return False
+            db.execute(
+                "UPDATE revisions SET state = 'failed', note = ? WHERE name = ? AND revision = ?", (note, name, number)
+            )
+        return True
+
+    def live_revisions(self) -> list[Revision]:
+        """Every revision the gateway serves or starts, of every deployment (one query)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT * FROM revisions WHERE state IN ('starting', 'serving') ORDER BY name, revision"
+            ).fetchall()
+        return [Revision.from_row(row) for row in rows]
 
     # settings (the CONDUIT_HOME's default API key hash lives here)
 

@@ -2,9 +2,11 @@
 
 `inspect_artifact(path)` answers for a file or folder (None: nothing conduit serves); `init` picks
 a model type from it, `validate` refuses what the runtime could not load, and the fork server
-(`conduit.targets.preload`) imports the modules a pickle names. Nothing here unpickles, imports a
+(`conduit.targets.local.preload`) imports the modules a pickle names. Nothing here unpickles, imports a
 file's code or needs a framework; only scikit-learn's own classes may be imported, to ask them
-what they are (`conduit.artifacts.roles`). Stdlib only, so the supervisor can import it cheaply.
+what they are (`conduit.artifacts.roles`). Stdlib only, so the supervisor can import it cheaply;
+`conduit.artifacts.pins` (the recorded versions as the Bento's pins, and the user's pins checked
+against them) needs `packaging` and is imported on its own, by render and validate.
 """
 
 from __future__ import annotations

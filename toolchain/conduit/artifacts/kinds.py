@@ -20,7 +20,12 @@ class Artifact:
     modules: tuple[str, ...] = ()  # the modules a pickle names, in order
     estimator: Optional[str] = None  # the dotted class that predicts (a Pipeline's last step)
     task: Optional[str] = None  # a Hugging Face folder's task, guessed from its architecture
-    versions: dict[str, str] = field(default_factory=dict)  # distribution -> version the file records
+    # distribution -> the version the file records of the library that wrote it: exact ("1.6.1"),
+    # or a range where the format records one (a spaCy pipeline's ">=3.8.0,<3.9.0")
+    versions: dict[str, str] = field(default_factory=dict)
+    producer: Optional[str] = None  # what the file says wrote it, for formats whose writer is not the server
+    # (ONNX: "pytorch 2.13.0"; TorchScript: its archive format version)
+    opset: Optional[int] = None  # ONNX: the default domain's operator set version
     problem: Optional[str] = None  # why the runtime could not load it, following "it" ("is truncated: ...")
 
 

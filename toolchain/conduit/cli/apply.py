@@ -10,25 +10,29 @@ removes deployments whose manifest was deleted.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import click
+
+from conduit import targets
+from conduit.cli import target_options as options
+from conduit.targets import Target
 
 
 @click.command("apply")
 @click.argument("paths", nargs=-1, metavar="[CONDUIT_YAML]...", type=click.Path(path_type=Path))
-@click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
-@click.option("--namespace", default=None, help="Kubernetes namespace (kubernetes target).")
-@click.option("--context", "kube_context", default=None, help="kubeconfig context (kubernetes target).")
-@click.option("--flavor", default="serverless", show_default=True, help="serverless (KServe/Knative) or raw.")
-@click.option("--image", default=None, help="A prebuilt image for the kubernetes target.")
+@options.target()
+@options.namespace
+@options.context
+@options.flavor
+@options.image
 @click.option("--changed-since", default=None, metavar="REF", help="Only manifests changed since git REF.")
 def command(
     paths: tuple[Path, ...],
     target: str,
     namespace: Optional[str],
     kube_context: Optional[str],
-    flavor: str,
+    flavor: Optional[str],
     image: Optional[str],
     changed_since: Optional[str],
 ) -> int:
@@ -37,7 +41,7 @@ def command(
     With --changed-since, every manifest under the given paths (default: the current folder)
     that changed since REF is applied, and deployments whose manifest was removed are deleted.
     """
-    deployer = Deployer(target, namespace, kube_context, flavor, image)
+    deployer = Deployer(targets.get(target, namespace=namespace, context=kube_context, flavor=flavor, image=image), flavor)
     if changed_since is None:
         for path in paths or (Path("conduit.yaml"),):
             deployer.apply(path)
@@ -52,7 +56,7 @@ def command(
 def validated(path: Path, target: str, flavour: Optional[str] = None):
     """(manifest, warnings): its warnings, among them the fields `target` does not honour, are
     printed on stderr, one a line, and kept with the revision for `conduit status`."""
-    from conduit.cli.common import load_warned  # pydantic: imported after the standby started
+    from conduit.cli.common import load_warned  # pydantic: imported once the target's warm-up started
 
     manifest, warnings = load_warned(path, target, flavour)
     click.echo(f"✅ Validated {path}")
@@ -60,24 +64,15 @@ def validated(path: Path, target: str, flavour: Optional[str] = None):
 
 
 class Deployer:
-    def __init__(self, target: str, namespace: Optional[str], kube_context: Optional[str], flavor: str, image: Optional[str]):
-        self.target = target
-        self.kubernetes_options: dict[str, Any] = {"namespace": namespace, "context": kube_context, "flavor": flavor, "image": image}
+    def __init__(self, target: Target, flavour: Optional[str] = None):
+        self.target, self.flavour = target, flavour
 
     def apply(self, path: Path) -> None:
-        if self.target == "kubernetes":
-            from conduit.targets import kubernetes
-
-            manifest, _warnings = validated(path, self.target, self.kubernetes_options["flavor"])
-            click.echo(f"🌍 Endpoint: {kubernetes.apply(manifest, **self.kubernetes_options)}")
-            return
-        from conduit.targets import local
-
-        # Started before validating: the next revision's supervisor imports BentoML meanwhile.
-        with local.next_revision_standby() as standby:
-            manifest, warnings = validated(path, self.target)
+        with self.target.warm_up():  # the local target starts the next revision meanwhile
+            manifest, warnings = validated(path, self.target.name, self.flavour)
             where = str(Path(path).resolve())
-            local.apply(manifest, progress=click.echo, manifest_path=where, standby=standby, warnings=warnings)
+            endpoint = self.target.apply(manifest, manifest_path=where, warnings=warnings, progress=click.echo)
+        click.echo(f"🌍 Endpoint: {endpoint}")
 
     def follow(self, entry) -> None:
         """Carry out one line of a plan: create/update apply, delete removes, unchanged skips."""
@@ -91,19 +86,9 @@ class Deployer:
             click.echo(f"· {entry.name} unchanged")
 
     def delete(self, name: str) -> None:
-        if self.target == "kubernetes":
-            from conduit.targets import kubernetes
+        from conduit.store import DeploymentNotFound
 
-            remove = getattr(kubernetes, "delete", None)
-            if remove is None:
-                click.echo(f"⚠️  {name}: deleting from Kubernetes is not supported here; remove it with kubectl")
-                return
-            remove(name, namespace=self.kubernetes_options["namespace"], context=self.kubernetes_options["context"])
-            return
-        from conduit.store import Store
-        from conduit.targets import local
-
-        if Store().deployment(name) is None:
+        try:
+            self.target.delete(name, progress=click.echo)
+        except DeploymentNotFound:
             click.echo(f"· {name} is not deployed here; nothing to delete")
-            return
-        local.delete(name, progress=click.echo)

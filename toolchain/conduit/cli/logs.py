@@ -28,15 +28,14 @@ POLL_S = 0.25  # how often an idle follower looks for more lines (tail -f looks 
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (and the next revision's, after a redeploy).")
 def command(name: str, lines: int, revision: Optional[int], follow: bool) -> int:
     """Print the end of the serving (or given) revision's log."""
-    from conduit.store import Store
-    from conduit.targets import local
+    from conduit import targets
 
-    store = Store()
-    path = local.log_path(name, revision, store)
+    target = targets.get("local")
+    path = target.log_path(name, revision)
     with open_log(path) as handle:
         click.echo(last_lines(handle, lines))
         if follow:
-            current = (lambda: path) if revision is not None else (lambda: local.log_path(name, store=store))
+            current = (lambda: path) if revision is not None else (lambda: target.log_path(name))
             with contextlib.suppress(KeyboardInterrupt):
                 follow_log(handle, current)
     return 0

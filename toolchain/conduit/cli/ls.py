@@ -29,9 +29,10 @@ def command(as_json: bool) -> int:
     return 0
 
 
-HEADER = ("NAME", "STATE", "REVISION", "ENDPOINT", "BENTO", "WARNINGS")
+HEADER = ("NAME", "STATE", "REPLICAS", "REVISION", "ENDPOINT", "BENTO", "WARNINGS")
 
 
 def row(item: dict) -> tuple[str, ...]:
-    shown = [item["name"], item["state"], item["revision"], item["endpoint"], item["bento"], len(item["warnings"]) or None]
+    replicas = f"{item['replicas']['ready']}/{item['replicas']['desired']}" if item["revision"] else None
+    shown = [item["name"], item["state"], replicas, item["revision"], item["endpoint"], item["bento"], len(item["warnings"]) or None]
     return tuple("-" if value is None else str(value) for value in shown)

@@ -36,6 +36,7 @@ COMMANDS = {
     "rollback": "rollback",
     "delete": "delete",
     "plan": "plan",
+    "dashboard": "dashboard",
 }
 # Commands that write the user's files (a manifest, a schema, build contexts) with the user's own umask.
 USER_FILE_COMMANDS = ("init", "schema", "render")

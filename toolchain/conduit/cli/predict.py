@@ -21,12 +21,12 @@ from conduit.errors import UsageError
 def command(name: str, data_arg: str, timeout: float) -> int:
     """POST DATA to NAME's endpoint and print the response."""
     from conduit.client import model_api_request
-    from conduit.store import Store
+    from conduit.targets import local
 
     key = os.environ.get("CONDUIT_API_KEY")
     if not key:
         raise UsageError("set CONDUIT_API_KEY to the deployment's API key (shown once at the first apply)")
-    endpoint = Store().require(name).endpoint
+    endpoint = local.status(name).endpoint  # the gateway's URL for it, once a revision serves
     if endpoint is None:
         raise UsageError(f"{name} has never served; see: conduit status {name}")
     response = model_api_request(endpoint, parse_json(read_data(data_arg)), key, timeout=timeout)

@@ -12,7 +12,7 @@ import click
 @click.option("--to", "to_revision", type=int, default=None, help="The revision to serve again.")
 def command(name: str, to_revision: Optional[int]) -> int:
     """Roll NAME back to an earlier revision."""
-    from conduit.targets import local
+    from conduit import targets
 
-    local.rollback(name, to_revision, progress=click.echo)
+    targets.get("local").rollback(name, to_revision, progress=click.echo)
     return 0

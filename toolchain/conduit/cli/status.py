@@ -4,10 +4,13 @@ warnings (fields the target does not honour), and every revision with its state.
 `--json` prints one object with stable keys (see `document`); `conduit ls --json` lists the same
 summary per deployment. `endpoint` is null until a revision serves (a failed first deploy has none).
 
-The state is checked, not just read from the store: `serving` means the server answers /readyz
-now; `serving (degraded: ...)` that it answers but cannot write its logs and metrics (a full disk;
-`degraded` in the JSON says why); `down (...)` that it does not answer, and why. Exit code 0 while
-it serves (degraded too) or was never started, 1 otherwise.
+The state is what the gateway reports: `serving` (a replica is ready), `scaled to zero` (no
+replica runs; the next request starts one; `scaling to zero` while the last ones finish their
+requests), `starting` (a replica is starting, maybe after a
+crash: then it says why it is failing), `failed` (no revision ever served), `down (...)` (the
+gateway is not running), and `serving (degraded: ...)` when logs and metrics cannot be written (a
+full disk). Replicas ready/desired and the last request time come from the gateway too. Exit code 0
+while it serves (degraded or scaled to zero too) or was never started, 1 otherwise.
 """
 from __future__ import annotations
 
@@ -47,6 +50,8 @@ def summary(status) -> dict:
         "endpoint": status.endpoint,
         "revision": serving.revision if serving else None,
         "bento": serving.tag if serving else None,
+        "replicas": {"ready": status.replicas_ready, "desired": status.replicas_desired},
+        "last_request_at": iso_time(status.last_request_at),
         "manifest_path": status.manifest_path,
         "warnings": list(status.warnings),
     }
@@ -56,9 +61,8 @@ def document(status) -> dict:
     serving = status.serving
     return {
         **summary(status),
-        "serving": {"revision": serving.revision, "bento": serving.tag, "port": serving.port, "pid": serving.pid}
-        if serving
-        else None,
+        "serving": {"revision": serving.revision, "bento": serving.tag, "settings": serving.settings} if serving else None,
+        "gateway": {"port": status.gateway_port, "failing": status.failing},
         "revisions": [revision_document(revision) for revision in status.revisions],
     }
 
@@ -83,12 +87,31 @@ def text(status) -> str:
         f"endpoint:  {status.endpoint or '-'}",
     ]
     if serving is not None:
-        lines.append(f"revision:  {serving.revision} ({serving.tag}, backend port {serving.port}, pid {serving.pid})")
+        lines.append(f"revision:  {serving.revision} ({serving.tag})")
+        lines.append(f"replicas:  {status.replicas_ready} ready, {status.replicas_desired} desired ({scaling_text(serving.settings)})")
+        lines.append(f"last request: {iso_time(status.last_request_at) or 'none yet'}")
     if status.manifest_path:
         lines.append(f"manifest:  {status.manifest_path}")
     if status.warnings:
         lines += ["warnings:"] + [f"  {warning}" for warning in status.warnings]
     return "\n".join(lines + ["", revision_table(status.revisions)])
+
+
+def scaling_text(settings: dict) -> str:
+    if not settings:
+        return "scaling unknown: applied by an older conduit"
+    return (
+        f"min {settings.get('min_replicas')}, max {settings.get('max_replicas')}, "
+        f"{settings.get('replica_concurrency')} in flight per replica, cooldown {settings.get('cooldown_s'):g}s"
+    )
+
+
+def iso_time(stamp) -> str | None:
+    if stamp is None:
+        return None
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def revision_table(revisions) -> str:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Optional
 
 import click
 
+from conduit import targets
+from conduit.cli import target_options as options
 from conduit.cli.common import target_checks
 from conduit.errors import UsageError
 from conduit.manifest import MANIFEST_NAME, ManifestInvalid, Problem, load_with_warnings
@@ -26,14 +29,13 @@ SKIPPED_FOLDERS = {"node_modules", "__pycache__", "site-packages"}
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
-    help="Also warn about fields this target does not honour.",
-)
-def command(paths: tuple[Path, ...], target: str) -> int:
+@options.target("Also warn about fields this target does not honour.")
+@options.flavor
+def command(paths: tuple[Path, ...], target: str, flavor: Optional[str]) -> int:
     """Check conduit.yaml files (default: the current folder) and report every problem."""
+    targets.get(target, flavor=flavor)  # refuses --flavor with the local target, as apply does
     files = [file for path in (paths or (Path("."),)) for file in manifests(path)]
-    failed = sum(not _report(file, target) for file in files)
+    failed = sum(not _report(file, target, flavor) for file in files)
     if len(files) > 1:
         click.echo(f"{len(files) - failed} valid, {failed} invalid")
     return 1 if failed else 0
@@ -59,9 +61,9 @@ def _walk(folder: Path) -> Iterator[Path]:
                 yield Path(root) / name
 
 
-def _report(file: Path, target: str) -> bool:
+def _report(file: Path, target: str, flavor: Optional[str] = None) -> bool:
     try:
-        manifest, warnings = load_with_warnings(file, target_checks(target))
+        manifest, warnings = load_with_warnings(file, target_checks(target, flavor))
     except ManifestInvalid as invalid:
         _print(invalid.warnings + invalid.problems)
         click.echo(f"{file}: invalid ({len(invalid.problems)} problem{'s' if len(invalid.problems) != 1 else ''})")

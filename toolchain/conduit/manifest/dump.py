@@ -32,7 +32,8 @@ def to_yaml(manifest: Manifest) -> str:
     ]
     if "prediction_log" in document:  # its optional url only when set, as a stage's keys
         document["prediction_log"] = {key: value for key, value in document["prediction_log"].items() if value is not None}
-    document["python_version"] = DoubleQuotedScalarString(document["python_version"])
+    if "python_version" in document:
+        document["python_version"] = DoubleQuotedScalarString(document["python_version"])
     comment = schema_comment(manifest.base_dir)
     return (f"{comment}\n" if comment else "") + _dump(document)
 

@@ -11,14 +11,15 @@ checked by `conduit.manifest.semantics`, which `load()` and `Conduit(...)` both 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from conduit.hardware import MEMORY_MIN_GB, Hardware
-from conduit.manifest.names import NAME_MAX, NAME_PATTERN
+from conduit.hardware import HARDWARE, MEMORY_MIN_GB, Hardware
+from conduit.manifest.names import DEFAULT_PROJECT, NAME_MAX, NAME_PATTERN, PROJECT_MAX, PROJECT_PATTERN
 from conduit.model_types import MODEL_TYPES, ModelType
 
 API_VERSION: Literal["conduit/v1"] = "conduit/v1"
@@ -27,6 +28,7 @@ HOOK_PATTERN = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"
 HOOK_KEYS = ("pre", "post")
 URL_PATTERN = r"^https?://[^\s]+$"
 MEMORY_MAX_GB = 256.0  # the largest row of the hardware table; each row may allow less
+REPLICA_CONCURRENCY_MAX = 1000
 
 
 def is_stage_tuple(value: Any) -> bool:
@@ -177,6 +179,15 @@ class Manifest(BaseModel):
         "starting with a letter and ending with a letter or digit (DNS-safe). One name, one endpoint.",
         examples=["iris-classifier"],
     )
+    project: str = Field(
+        DEFAULT_PROJECT,
+        pattern=PROJECT_PATTERN,
+        max_length=PROJECT_MAX,
+        description="The project the deployment belongs to: lowercase letters, digits and hyphens, at "
+        "most 63 characters (a DNS label). Locally it is part of the endpoint (/v1/<project>/<name>/predict); "
+        "on Kubernetes it is the namespace, unless --namespace is given.",
+        examples=[DEFAULT_PROJECT],
+    )
     flow: list[Stage] = Field(
         min_length=1,
         description="One stage, or a list of stages run in order in one process; each stage's output "
@@ -202,17 +213,28 @@ class Manifest(BaseModel):
     )
     min_replicas: int = Field(0, ge=0, le=100, description="Replicas kept running; 0 scales to zero.", examples=[0])
     max_replicas: int = Field(2, ge=1, le=100, description="Most replicas at once.", examples=[2])
+    replica_concurrency: Optional[int] = Field(
+        None,
+        ge=1,
+        le=REPLICA_CONCURRENCY_MAX,
+        description="In-flight requests per replica before another replica is started (a soft target, "
+        "as Knative's concurrency target). Left out: one batch with batching, else the hardware's "
+        "default (4 on CPU, 1 on a GPU).",
+        examples=[4],
+    )
     requirements_file: Optional[str] = Field(
         None,
         description="A pip requirements file (relative to the manifest) installed into the deployment.",
         examples=["requirements.txt"],
     )
     force_rebuild: bool = Field(False, description="Rebuild the bento even when nothing changed.", examples=[False])
-    python_version: Literal["3.9", "3.10", "3.11", "3.12", "3.13"] = Field(
-        "3.10",
-        description='Python of the deployment, as a string ("3.10"). 3.8 is refused: its support '
-        "ended in September 2023.",
-        examples=["3.10"],
+    python_version: Optional[Literal["3.9", "3.10", "3.11", "3.12", "3.13"]] = Field(
+        None,
+        description='Python of the deployment, as a string ("3.11"). Default: the Python conduit runs '
+        "under, which is most likely the one that made the model (BentoML defaults a Bento to the "
+        "Python that builds it; the seed's 3.10 reached its end of life in October 2026 and cannot "
+        "install current scikit-learn or NumPy). 3.8 is refused: its support ended in September 2023.",
+        examples=["3.11"],
     )
     batching: Optional[Batching] = Field(
         None,
@@ -264,8 +286,23 @@ class Manifest(BaseModel):
         return self.prediction_log or PredictionLog.model_validate({})
 
     @property
+    def resolved_python_version(self) -> str:
+        """`python_version`, or the running interpreter's "X.Y" when the manifest does not say."""
+        return self.python_version or "{}.{}".format(*sys.version_info[:2])
+
+    @property
     def resolved_hardware(self) -> Hardware:
         """The hardware asked for, or the default for the flow (a GPU if any stage wants one)."""
         if self.hardware is not None:
             return self.hardware
         return default_hardware(stage.model_type for stage in self.flow)
+
+    @property
+    def resolved_replica_concurrency(self) -> int:
+        """The concurrency target asked for; else, with batching, one full batch per replica (a lower
+        target would scale out before a batch could form); else the hardware's default."""
+        if self.replica_concurrency is not None:
+            return self.replica_concurrency
+        if self.batching is not None:
+            return min(self.batching.max_batch_size, REPLICA_CONCURRENCY_MAX)
+        return HARDWARE[self.resolved_hardware].replica_concurrency

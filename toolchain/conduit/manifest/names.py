@@ -14,6 +14,10 @@ from typing import Optional
 
 NAME_MAX = 20
 NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$"
+# A project is a Kubernetes namespace on that target, so a DNS-1123 label (it may start with a digit).
+PROJECT_MAX = 63
+PROJECT_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+DEFAULT_PROJECT = "default"
 
 # Words a deployment name can lose: every deployment serves a model, so "model" says nothing either.
 FILLER_WORDS = frozenset({"a", "an", "the", "of", "and", "for", "to", "with", "my", "our", "very", "new", "model"})
@@ -92,12 +96,26 @@ def _trimmed(words: Words) -> Words:
 
 def name_problem(name: str) -> Optional[str]:
     """Why `name` is not allowed, in plain words; None when it is fine."""
-    if not name:
-        return "name is empty"
-    if len(name) > NAME_MAX:
-        return f"name '{name}' is {len(name)} characters long; at most {NAME_MAX} are allowed"
-    if re.search(r"[^a-z0-9-]", name):
-        return f"name '{name}' may hold only lowercase letters, digits and hyphens"
-    if not re.match(NAME_PATTERN, name):
-        return f"name '{name}' must start with a letter and end with a letter or digit"
+    return _label_problem("name", name, NAME_MAX, NAME_PATTERN, "start with a letter and end with a letter or digit")
+
+
+def project_problem(project: str) -> Optional[str]:
+    """Why `project` is not allowed (a DNS label: it names a Kubernetes namespace); None when fine."""
+    return _label_problem("project", project, PROJECT_MAX, PROJECT_PATTERN, "start and end with a letter or digit")
+
+
+def _label_problem(key: str, value: str, most: int, pattern: str, ends: str) -> Optional[str]:
+    if not value:
+        return f"{key} is empty"
+    if len(value) > most:
+        return f"{key} '{value}' is {len(value)} characters long; at most {most} are allowed"
+    if re.search(r"[^a-z0-9-]", value):
+        return f"{key} '{value}' may hold only lowercase letters, digits and hyphens"
+    if not re.match(pattern, value):
+        return f"{key} '{value}' must {ends}"
     return None
+
+
+def suggest_project(project: str) -> str:
+    """`Team_A` -> `team-a`: the words in lowercase, joined by hyphens, cut to fit."""
+    return "-".join(_words(project))[:PROJECT_MAX].rstrip("-") or DEFAULT_PROJECT

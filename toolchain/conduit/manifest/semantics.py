@@ -9,35 +9,44 @@ What the build would trip over is caught here, before any build: artifacts are r
 installed transformers' task list (`conduit.manifest.tasks`, read offline), and hook files are
 parsed with `ast`, then, for a manifest from a file, imported in a child process
 (`conduit.manifest.hook_imports`): validating never runs user code in its own process.
+
+Two checks look across the stages: a requirements_file pin that contradicts the library version
+an artifact records (`conduit.artifacts.pins`: the Bento pins the artifact's), and weights
+that do not fit, or nearly fill, the GPU's VRAM (`conduit.manifest.fit`).
 """
 
 from __future__ import annotations
 
 import ast
 import enum
+import functools
 import math
 import re
 from pathlib import Path
 from typing import Any, Optional
 
-from conduit.artifacts import TYPE_FRAMEWORKS, inspect_artifact, model_type_of
+from conduit.artifacts import TYPE_FRAMEWORKS, Artifact, inspect_artifact, model_type_of, pins
 from conduit.hardware import HARDWARE, Hardware
 from conduit.manifest.confine import escape, names_local_path
+from conduit.manifest.fit import verdict, weights_bytes
 from conduit.manifest.hook_imports import hook_import_problems
 from conduit.manifest.model import (
     HOOK_KEYS,
     HOOK_PATTERN,
     MEMORY_MAX_GB,
+    Batching,
     Manifest,
     default_hardware,
     stage_list,
     stage_mapping,
 )
-from conduit.manifest.problems import KeyPath, Problem, did_you_mean
+from conduit.manifest.problems import KeyPath, Problem, did_you_mean, format_path
 from conduit.manifest.tasks import transformers_tasks
 from conduit.model_types import MODEL_TYPES, ModelType
 
 HUGGINGFACE_ONLY = ("task", "model", "options")
+# Kubernetes keeps namespaces starting so for itself (kube-system, kube-public, kube-node-lease).
+RESERVED_PROJECT_PREFIX = "kube-"
 RESAVE = {
     "pickle": "save the model again (pickle.dump, joblib.dump or cloudpickle.dump) and copy the whole file",
     "torch-save": "save it with torch.jit.script(model).save(path), or cloudpickle the module to a .pkl",
@@ -52,8 +61,11 @@ def check_meaning(data: dict, base_dir: Path, import_hooks: bool = False) -> tup
         found += _stage_problems(("flow", index), stage, base_dir)
         found += _model_folder_problems(("flow", index), stage, base_dir)
     found += _replica_problems(data) + _memory_problems(data) + _hardware_warnings(data)
+    found += _project_problems(data) + _concurrency_warnings(data)
     requirements_problems = _file_problems(("requirements_file",), data.get("requirements_file"), base_dir)
-    found += requirements_problems
+    found += requirements_problems + _fit_problems(data, base_dir)
+    if not requirements_problems:
+        found += _pin_problems(data, base_dir)
     if import_hooks:
         hooks, model_types = _importable_hooks(data, base_dir), _model_types(data)
         requirements = None if requirements_problems else data.get("requirements_file")  # never read one outside
@@ -191,7 +203,7 @@ def _artifact_path_problems(at: KeyPath, model_type: ModelType, path: str, base_
 def _content_problems(at: KeyPath, model_type: ModelType, path: str, target: Path) -> list[Problem]:
     """What is inside the file: a pickle that would not load, a `.pt` that torch.jit cannot read
     (errors), another framework's model (a warning: the opcodes tell modules, not intent)."""
-    artifact = None if target.is_dir() else inspect_artifact(target, import_classes=False)
+    artifact = None if target.is_dir() else _inspected(target)
     if artifact is None:
         return []
     if artifact.problem:
@@ -203,6 +215,67 @@ def _content_problems(at: KeyPath, model_type: ModelType, path: str, target: Pat
     message = f"'{path}' holds a {artifact.framework} model, but model_type {model_type.value} serves {expected} models"
     hint = f"model_type: {fits.value}" if fits else None
     return [Problem(message, at, path, hint, severity="warning")]
+
+
+def _inspected(target: Path) -> Optional[Artifact]:
+    """What the artifact holds, read once per validation even when two checks ask (a pickle may be big)."""
+    stat = target.stat()
+    return _inspect_cached(str(target), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _inspect_cached(target: str, _mtime_ns: int, _size: int) -> Optional[Artifact]:
+    return inspect_artifact(Path(target), import_classes=False)
+
+
+def _artifacts(data: dict, base_dir: Path) -> list[tuple[KeyPath, ModelType, Path, dict]]:
+    """(key path, model type, file or folder, options) of every stage's local artifact that
+    exists inside the manifest's tree (the checks above report the others)."""
+    found: list[tuple[KeyPath, ModelType, Path, dict]] = []
+    for index, stage in _stages(data):
+        model_type = _member(ModelType, stage.get("model_type"))
+        key = "model" if model_type == ModelType.HUGGINGFACE_PIPELINE else "path"
+        written = stage.get(key)
+        if model_type is None or not isinstance(written, str) or escape(written, base_dir) is not None:
+            continue
+        target = base_dir / written
+        if target.exists() and (key == "path" or target.is_dir()):
+            options = stage.get("options")
+            found.append((("flow", index, key), model_type, target, options if isinstance(options, dict) else {}))
+    return found
+
+
+def _fit_problems(data: dict, base_dir: Path) -> list[Problem]:
+    """All the stages' weights against the GPU's VRAM (they share one process, on one GPU)."""
+    hardware = _resolved_hardware(data)
+    if hardware is None or not HARDWARE[hardware].is_gpu:
+        return []
+    weighed = [(at, weights_bytes(target, options)) for at, _kind, target, options in _artifacts(data, base_dir)]
+    found = verdict(sum(size for _at, size in weighed), hardware)
+    if found is None:
+        return []
+    severity, message, hint = found
+    at = ("hardware",) if data.get("hardware") is not None else max(weighed, key=lambda pair: pair[1])[0]
+    return [Problem(message, at, data.get("hardware") or hardware.value, hint, severity=severity)]
+
+
+def _pin_problems(data: dict, base_dir: Path) -> list[Problem]:
+    """A requirements_file pin the artifact's own library version does not satisfy."""
+    written = data.get("requirements_file")
+    if not isinstance(written, str) or escape(written, base_dir) is not None:
+        return []
+    text = (base_dir / written).read_text(encoding="utf-8", errors="replace")
+    problems = []
+    for at, _kind, target, _options in _artifacts(data, base_dir):
+        artifact = _inspected(target)
+        for wanted, library, version in pins.contradictions(text, artifact.versions if artifact else {}):
+            problems.append(Problem(
+                f"requirements_file pins {wanted}, but '{target.name}' ({format_path(at)}) was written by {library} {version}",
+                ("requirements_file",), written,
+                f"pin {library}=={version} or leave {wanted.name} out (conduit pins the artifact's version), "
+                f"or save the model again with {wanted}",
+            ))  # fmt: skip
+    return problems
 
 
 def _outside_problems(at: KeyPath, path: str, base_dir: Path, value: Any = None) -> list[Problem]:
@@ -334,3 +407,28 @@ def _hardware_warnings(data: dict) -> list[Problem]:
             severity="warning",
         )
     ]
+
+
+def _project_problems(data: dict) -> list[Problem]:
+    """A project is a namespace on Kubernetes: one of Kubernetes' own would put a model among its parts."""
+    project = data.get("project")
+    if not isinstance(project, str) or not project.startswith(RESERVED_PROJECT_PREFIX):
+        return []
+    suggestion = project.removeprefix(RESERVED_PROJECT_PREFIX) or "default"
+    message = f"project '{project}' starts with `{RESERVED_PROJECT_PREFIX}`, which Kubernetes keeps for its own namespaces"
+    return [Problem(message, ("project",), project, f"did you mean `{suggestion}`?")]
+
+
+def _concurrency_warnings(data: dict) -> list[Problem]:
+    """A replica that scales out before a batch can fill never batches fully."""
+    target, batching = data.get("replica_concurrency"), data.get("batching")
+    default = Batching.model_fields["max_batch_size"].default
+    size = batching.get("max_batch_size", default) if isinstance(batching, dict) else None
+    if not (_number(target) and _number(size)) or target >= size:
+        return []
+    message = (
+        f"replica_concurrency {target} is less than batching.max_batch_size {size}: replicas are added "
+        "before a batch can fill"
+    )
+    hint = f"raise replica_concurrency to {size} or lower max_batch_size to {target}"
+    return [Problem(message, ("replica_concurrency",), target, hint, severity="warning")]

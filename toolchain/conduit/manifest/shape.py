@@ -16,7 +16,7 @@ from pydantic_core import ErrorDetails
 
 from conduit.hardware import Hardware
 from conduit.manifest.model import PYTHON_VERSIONS, Batching, Manifest, PredictionLog, Stage
-from conduit.manifest.names import name_problem, suggest_name
+from conduit.manifest.names import name_problem, project_problem, suggest_name, suggest_project
 from conduit.manifest.problems import KeyPath, ManifestInvalid, Problem, did_you_mean, show
 from conduit.model_types import ModelType
 
@@ -117,6 +117,8 @@ def _literal(field: str, value: Any, ctx: dict, path: KeyPath) -> Message:
 def _pattern(field: str, value: Any, ctx: dict, path: KeyPath) -> Message:
     if field == "name":
         return name_problem(value) or f"name {show(value)} is not allowed", f"did you mean `{suggest_name(value)}`?"
+    if field == "project":
+        return project_problem(value) or f"project {show(value)} is not allowed", f"did you mean `{suggest_project(value)}`?"
     if field == "url":
         return f"url {show(value)} must be an http:// or https:// URL", "e.g. `http://message-dumper.default.svc.cluster.local`"
     return f"hook {show(value)} must be written `file.py:function`", "e.g. `hooks.py:to_labels`"

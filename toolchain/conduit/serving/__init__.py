@@ -1,7 +1,8 @@
 """The HTTP predict contract as plain Python, used by the generated BentoML service.
 
-Importing this package imports neither BentoML nor a model framework: the local target and the
-CLI use `serve_command` / `serve_env` from here to start a built bento.
+Importing this package imports neither BentoML nor a model framework. How a built bento is
+started (its command line, environment, BentoML's private API) is the local target's
+`conduit.targets.local.bentoml_serving`, which a bento does not carry.
 
     auth.py       API key check (sha256 digests compared in constant time)
     contract.py   request parsing and response envelopes (pure functions)
@@ -10,11 +11,5 @@ CLI use `serve_command` / `serve_env` from here to start a built bento.
     asgi.py       the raw-ASGI fast path for POST /predict, in front of the BentoML app
     metrics.py    Prometheus counts and durations of /predict on the bento's /metrics
     bento.py      what a bento knows about itself (its lock file and service settings)
-    process.py    how to serve a built bento: the command line and its environment, and the
-                  one place that uses BentoML's private API (arbiter sockets, metrics folder)
 """
 from __future__ import annotations
-
-from conduit.serving.process import API_KEY_SHA256_ENV, serve_command, serve_env
-
-__all__ = ["API_KEY_SHA256_ENV", "serve_command", "serve_env"]

@@ -7,6 +7,9 @@ import hmac
 
 from conduit.errors import Unauthorized
 
+# Where a served bento finds the key's hash (never the key itself).
+API_KEY_SHA256_ENV = "CONDUIT_API_KEY_SHA256"
+
 
 def key_sha256(key: str) -> str:
     """The hex sha256 of an API key: what stores, environments and services hold instead of it."""

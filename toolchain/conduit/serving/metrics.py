@@ -5,7 +5,7 @@ its requests itself: `conduit_predict_requests_total{status}` and
 `conduit_predict_duration_seconds{status}` (time in the handler: auth, parse, model, envelope).
 prometheus_client is what BentoML's /metrics serves from; under `bentoml serve` it runs in
 multiprocess mode, so every worker's counts add up; each served revision has a multiprocess
-folder of its own (`serving.process.count_metrics_in`), so a deployment's /metrics counts its
+folder of its own (PROMETHEUS_MULTIPROC_DIR, see `targets.local.bentoml_serving`), so a deployment's /metrics counts its
 requests only, from its revision's start. About 1-2 us per request.
 `conduit_prediction_log_records_total{outcome}` counts the prediction log's records: `written`,
 `lost` (a write that failed after its retries) and `dropped` (the writer's queue was full).

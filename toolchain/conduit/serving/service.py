@@ -23,11 +23,10 @@ STARTING_WORKER = startup.begin_in_bentoml_worker()
 from bentoml import Service  # noqa: E402
 
 from conduit.serving.asgi import DocsAlias, OnShutdown, PredictMiddleware, fast_path_mode  # noqa: E402
-from conduit.serving.auth import KeyCheck  # noqa: E402
+from conduit.serving.auth import API_KEY_SHA256_ENV, KeyCheck  # noqa: E402
 from conduit.serving.handler import Limits, PredictHandler  # noqa: E402
 from conduit.serving.metrics import predict_metrics  # noqa: E402
 from conduit.serving.openapi import with_predict_operation  # noqa: E402
-from conduit.serving.process import API_KEY_SHA256_ENV  # noqa: E402
 
 PREDICT_ROUTE = "/predict"
 

@@ -10,22 +10,25 @@ Some remarks hold on every target (`EVERYWHERE`): a GPU asked for by a flow whos
 never use one (scikit-learn, XGBoost, spaCy) is only a cost.
 
 What the targets really do today:
-- local: one replica per revision, warm until deleted (no scale to zero, no scale-out, so neither
-  cooldown nor max_replicas does anything); served by conduit's own interpreter and packages
-  (python_version and requirements_file are not installed); memory is not enforced; `cpu` workers
-  share the machine's cores; a GPU is used only when the framework sees CUDA.
-- kubernetes: every field is honoured (KServe/Knative replicas and scale-to-zero retention,
-  requests and limits, the GPU request and node selector, the image's Python and requirements),
-  except what KServe's logger cannot do of a `prediction_log` the manifest writes: it needs a sink
-  `url` (so the default, a log with no url, records nothing there), always sends bodies
-  (payloads: false renders no logger), never samples, keeps nothing. Its raw flavour (`FLAVOURS`:
-  Deployment + Service + HPA, no KServe) renders no logger at all, url or not.
+- local: the gateway (`conduit.targets.local.gateway`) honours the scaling fields: min_replicas
+  (0 scales to zero), max_replicas, cooldown, replica_concurrency, and serves each deployment
+  under its project. `memory` is enforced where a memory cgroup is writable
+  (`conduit.targets.local.cgroup.why_unavailable` says why not, elsewhere). Each Bento runs in
+  an environment of its own (`conduit.environments`: uv, its python_version, its requirements,
+  requirements_file included); `cpu` workers share the machine's cores; a GPU is used only when
+  the framework sees CUDA.
+- kubernetes: every field is honoured (KServe/Knative replicas, concurrency target and
+  scale-to-zero retention, the project as the namespace, requests and limits, the GPU request
+  and node selector, the image's Python and requirements), except what KServe's logger cannot
+  do of a `prediction_log` the manifest writes: it needs a sink `url` (so the default, a log with
+  no url, records nothing there), always sends bodies (payloads: false renders no logger), never
+  samples, keeps nothing. Its raw flavour (`FLAVOURS`: Deployment + Service + HPA, no KServe)
+  renders no logger at all, url or not, and its HPA scales on CPU, not on replica_concurrency.
   The local target records to SQLite and has no use for `prediction_log.url`.
 """
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -55,11 +58,6 @@ Row = Union[Gap, None]
 
 
 # facts the phrases and conditions read
-
-
-def serving_python() -> str:
-    """The interpreter the local target serves with: conduit's own."""
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def cores() -> int:
@@ -108,15 +106,27 @@ def kserve_logger_gap(manifest: Any) -> str:
     return ""
 
 
+def memory_unenforced() -> Optional[str]:
+    """Why the local target cannot hold a replica to its `memory` here; None where it does. A
+    conduit without the cgroup module enforces nothing."""
+    try:
+        from conduit.targets.local.cgroup import why_unavailable
+    except ImportError:
+        return "by the local target: a replica may use more"
+    reason = why_unavailable()
+    return None if reason is None else f"on this machine: {reason}"
+
+
 def facts(manifest: Any) -> dict[str, Any]:
     gpu = asks_for_gpu(manifest) and gpu_stages(manifest)
     return {
         "kserve_logger_gap": kserve_logger_gap(manifest),
+        "memory_unenforced": memory_unenforced(),
+        "resolved_replica_concurrency": manifest.resolved_replica_concurrency,
         **{field: getattr(manifest, field) for field in FIELDS},
         "name": manifest.name,
         "hardware": manifest.resolved_hardware,
         "cores": cores(),
-        "serving_python": serving_python(),
         "gpu_stages": ", ".join(gpu or []),
         "frameworks": ", ".join(sorted({str(stage.model_type) for stage in manifest.flow})),
     }
@@ -129,11 +139,6 @@ def always(manifest: Any) -> bool:
     return True
 
 
-def scales(manifest: Any) -> bool:
-    """Whether the manifest asks for any scaling, which would make cooldown matter."""
-    return manifest.min_replicas != manifest.max_replicas or manifest.min_replicas == 0
-
-
 def gpu_without_cuda(manifest: Any) -> bool:
     return asks_for_gpu(manifest) and bool(gpu_stages(manifest)) and not cuda_visible()
 
@@ -143,8 +148,8 @@ def gpu_never_used(manifest: Any) -> bool:
 
 
 FIELDS = (
-    "hardware", "cpu", "memory", "cooldown", "min_replicas", "max_replicas", "requirements_file", "python_version",
-    "prediction_log",
+    "project", "hardware", "cpu", "memory", "cooldown", "min_replicas", "max_replicas", "replica_concurrency",
+    "requirements_file", "python_version", "prediction_log",
 )
 
 TARGETS: dict[str, dict[str, Row]] = {
@@ -157,27 +162,13 @@ TARGETS: dict[str, dict[str, Row]] = {
             "cpu {cpu}{default} is more than the {cores} cores here: the local target's {cpu} workers share them",
             "lower cpu to {cores}",
         ),
-        "memory": Gap(always, "memory {memory:g} GB{default} is not enforced by the local target: a replica may use more"),
-        "cooldown": Gap(scales, "cooldown {cooldown}s{default} is not honoured by the local target: its replica is never scaled down"),
-        "min_replicas": Gap(
-            lambda m: m.min_replicas != 1,
-            "min_replicas {min_replicas}{default} is not honoured by the local target: one replica stays warm until deleted",
-        ),
-        "max_replicas": Gap(
-            lambda m: m.max_replicas > 1,
-            "max_replicas {max_replicas}{default} is not honoured by the local target: one replica serves all load",
-        ),
-        "requirements_file": Gap(
-            lambda m: m.requirements_file is not None,
-            "requirements_file {requirements_file} is not installed by the local target: "
-            "the flow runs with conduit's own packages",
-            "install them into conduit's environment",
-        ),
-        "python_version": Gap(
-            lambda m: m.python_version != serving_python(),
-            "python_version {python_version}{default} is not honoured by the local target: "
-            "the flow runs on conduit's own Python {serving_python}",
-        ),
+        "memory": Gap(lambda m: memory_unenforced() is not None, "memory {memory:g} GB{default} is not enforced {memory_unenforced}"),
+        **{
+            field: HONOURED
+            for field in (
+                "project", "cooldown", "min_replicas", "max_replicas", "replica_concurrency", "requirements_file", "python_version",
+            )
+        },
         "prediction_log": Gap(
             lambda m: m.prediction_log is not None and m.prediction_log.url is not None,
             "prediction_log.url is used by the kubernetes target only: the local target records to "
@@ -198,6 +189,12 @@ FLAVOURS: dict[tuple[str, str], dict[str, Row]] = {
             "prediction_log is not honoured by the kubernetes raw flavour: it has no KServe logger, "
             "so nothing is recorded{default}",
             "use the serverless flavour (--flavor serverless) with prediction_log.url, or set prediction_log.enabled: false",
+        ),
+        "replica_concurrency": Gap(
+            always,
+            "replica_concurrency {resolved_replica_concurrency}{default} is not honoured by the kubernetes raw flavour: "
+            "its HorizontalPodAutoscaler scales on CPU utilisation",
+            "use the serverless flavour (--flavor serverless) to scale on requests in flight",
         ),
     },
 }
