@@ -115,7 +115,7 @@ def scale_from_zero(turns: dict[str, Callable[[], float]], repeats: int, notes: 
         for label in labels[shift:] + labels[:shift]:
             try:
                 seconds[label].append(round(turns[label](), 4))
-            except Exception as error:  # one failed start must not cost the other figures
+            except Exception as error:  # noqa: BLE001 - one failed start must not cost the other figures
                 notes.append(f"scale from zero {repeat} of {label} failed: {error}")
             print(f"  scale from zero {repeat}: {label:14} {seconds[label][-1:] or 'failed'}", flush=True)
     return seconds

@@ -210,8 +210,8 @@ CASES = [
          [f"5:10: project: project '{'a' * 64}' is 64 characters long; at most 63 are allowed (hint: did you mean `{'a' * 63}`?)"],
          True),
     Case("project a Kubernetes namespace", BASE + "project: kube-system\n",
-         ["5:10: project: project 'kube-system' starts with `kube-`, which Kubernetes keeps for its own namespaces "
-          "(hint: did you mean `system`?)"], False),
+         [("5:10: project: project 'kube-system' starts with `kube-`, which Kubernetes keeps for its own namespaces "
+           "(hint: did you mean `system`?)")], False),
     Case("replica_concurrency zero", BASE + "replica_concurrency: 0\n",
          ["5:22: replica_concurrency: replica_concurrency must be at least 1, got 0"], True),
     Case("replica_concurrency too high", BASE + "replica_concurrency: 1001\n",

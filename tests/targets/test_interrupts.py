@@ -50,7 +50,7 @@ def conduit_until(args: list[str], marker: str, signum: int) -> int:
     restore_ctrl_c = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
-        preexec_fn=restore_ctrl_c,
+        preexec_fn=restore_ctrl_c,  # noqa: PLW1509 - it only resets one signal before exec; it takes no lock
     )
     assert process.stdout is not None
     output = []

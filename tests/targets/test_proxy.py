@@ -21,6 +21,7 @@ import echo_server
 import pytest
 
 from conduit.targets.local import proxy
+from conftest import closed_by_peer
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -462,24 +463,11 @@ def test_a_flood_of_idle_connections_does_not_lock_out_a_request(start_proxy, up
     running = start_proxy(forward_to(upstream_a), max_connections=50)
     with idle_sockets(running.port, 200) as flood:
         # Socket 149 is evicted when socket 199 is admitted: then the whole flood has been accepted.
-        wait_until(lambda: running.server.open_connections == 50 and closed(flood[149]))
+        wait_until(lambda: running.server.open_connections == 50 and closed_by_peer(flood[149]))
         assert post(running.connection())[0] == 200
         assert running.server.open_connections <= 50
-        evicted = sum(closed(sock) for sock in flood)
+        evicted = sum(map(closed_by_peer, flood))
     assert evicted >= 150  # the oldest idle ones made room
-
-
-def closed(sock: socket.socket) -> bool:
-    """Whether the proxy closed this idle socket (it sent nothing, so EOF is all it can read)."""
-    sock.setblocking(False)
-    try:
-        return sock.recv(1) == b""
-    except BlockingIOError:
-        return False
-    except ConnectionResetError:
-        return True
-    finally:
-        sock.setblocking(True)
 
 
 def test_a_busy_connection_is_not_evicted(start_proxy, upstream_a):
@@ -495,7 +483,7 @@ def test_a_busy_connection_is_not_evicted(start_proxy, upstream_a):
     held.request("POST", "/p", body=b"[[1]]")
     assert entered.wait(WAIT_S)
     with idle_sockets(running.port, 10) as flood:
-        wait_until(lambda: sum(closed(sock) for sock in flood) >= 8)  # newcomers evict each other, never the held one
+        wait_until(lambda: sum(map(closed_by_peer, flood)) >= 8)  # newcomers evict each other, never the held one
         running.call(release.set)
         assert held.getresponse().status == 200
 

@@ -3,13 +3,17 @@ that takes them (apply, render, validate, delete). Each option's value goes to
 `conduit.targets.get`, which refuses one the chosen target does not take."""
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
 import click
 
 from conduit import targets
 from conduit.targets.kubernetes import FLAVORS
 
+F = TypeVar("F", bound=Callable[..., object])
 
-def target(help_text: str = "Where the deployment runs.") -> click.Option:
+
+def target(help_text: str = "Where the deployment runs.") -> Callable[[F], F]:
     return click.option(
         "--target", type=click.Choice(targets.NAMES), default=targets.DEFAULT, show_default=True, help=help_text
     )

@@ -422,8 +422,9 @@ def _project_problems(data: dict) -> list[Problem]:
 def _concurrency_warnings(data: dict) -> list[Problem]:
     """A replica that scales out before a batch can fill never batches fully."""
     target, batching = data.get("replica_concurrency"), data.get("batching")
-    default = Batching.model_fields["max_batch_size"].default
-    size = batching.get("max_batch_size", default) if isinstance(batching, dict) else None
+    if not isinstance(batching, dict):
+        return []
+    size = batching.get("max_batch_size", Batching.model_fields["max_batch_size"].default)
     if not (_number(target) and _number(size)) or target >= size:
         return []
     message = (

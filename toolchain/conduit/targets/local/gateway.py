@@ -8,7 +8,8 @@ revision's built Bento with BentoML's worker) and does what Knative's activator 
 - Routes each request, not each connection (`proxy.py`): `/v1/<project>/<name>/predict` goes to the
   ready replica of the serving revision with the fewest requests in flight, so a keep-alive client
   moves to a new revision at a request boundary. The key is checked here first, so nobody without
-  it can wake a deployment or queue behind one.
+  it can wake a deployment or queue behind one (a request without it goes on to a replica only
+  when one is ready: it answers the same 401 and records it in the prediction log).
 - Starts revisions: the CLI records a revision `starting` in the store; the gateway starts its first
   replica and, once it answers /readyz, promotes it (`Store.promote`, one transaction) and drains
   the one it replaces: no new requests, the ones in flight finish, then its replicas stop. A
@@ -372,7 +373,10 @@ class Gateway:
         try:
             KeyCheck(runtime.record.key_sha256).verify(request.header(b"authorization"))
         except Unauthorized as refused:
-            raise proxy.Reject(401, "unauthorized", str(refused)) from None
+            if runtime.pick() is None:  # nothing may wake a deployment, or wait behind one, without the key
+                raise proxy.Reject(401, "unauthorized", str(refused)) from None
+            # A ready replica answers it (the same 401) and records it in the prediction log.
+            return self.forward_if_ready(runtime, "/predict" + (f"?{query}" if query else ""))
         replica, runtime = await self.lease(front)
         return proxy.Forward(replica.started.port, "/predict" + (f"?{query}" if query else ""), self.release(runtime, replica))  # type: ignore[union-attr]
 

@@ -265,6 +265,16 @@ class ChunkedBody:
 class Upstream(asyncio.Protocol):
     """One keep-alive connection to a replica; relays one response at a time to a client."""
 
+    # The exchange in progress, set by exchange() and as the response's head is read.
+    head_request: bool
+    started: bool  # a response byte arrived
+    buffer: bytes  # a response head not yet whole
+    mode: Optional[int]  # the response body's framing, once its head is read
+    remaining: int  # LENGTH: body bytes still to relay
+    chunks: ChunkedBody  # CHUNKED: where the body ends
+    outcome: int  # how the exchange ends once the body is relayed whole
+    reusable: bool
+
     def __init__(self, pool: Pool, port: int) -> None:
         self.pool, self.port = pool, port
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
@@ -323,9 +333,10 @@ class Upstream(asyncio.Protocol):
 
     def relayed_head(self, status: int, head: bytes) -> bytes:
         """The response head for the client: hop-by-hop headers replaced by this hop's own."""
-        lines, length, chunked, self.reusable = split_response_head(head)
-        self.choose_framing(status, length, chunked)
         client = self.client
+        assert client is not None  # set for the exchange in progress
+        lines, length, chunked, self.reusable = split_response_head(head)
+        self.choose_framing(status, length, chunked, client)
         keep_alive = client.keep_alive and self.mode != UNTIL_CLOSE and (client.http11 or self.mode != CHUNKED)
         self.outcome = DONE if keep_alive else DONE_CLOSE
         if self.mode == CHUNKED and client.http11:
@@ -333,12 +344,12 @@ class Upstream(asyncio.Protocol):
         add_connection_header(lines, keep_alive, client.http11)
         return b"\r\n".join(lines) + b"\r\n\r\n"
 
-    def choose_framing(self, status: int, length: Optional[int], chunked: bool) -> None:
+    def choose_framing(self, status: int, length: Optional[int], chunked: bool, client: Client) -> None:
         if self.head_request or status in (204, 304):
             self.mode = NO_BODY
         elif chunked:
             self.mode = CHUNKED
-            self.chunks = ChunkedBody(None if self.client.http11 else self.client.transport.write)
+            self.chunks = ChunkedBody(None if client.http11 else client.transport.write)
         elif length is not None:
             self.mode, self.remaining = LENGTH, length
         else:
@@ -369,6 +380,7 @@ class Upstream(asyncio.Protocol):
 
     def chunked_body(self, data: bytes, head: bytes) -> None:
         client = self.client
+        assert client is not None  # set for the exchange in progress
         if client.http11:
             self.write(head, data)  # passed through as sent: the framing stays valid
         elif head:
@@ -384,7 +396,9 @@ class Upstream(asyncio.Protocol):
             self.finish(self.outcome)
 
     def write(self, head: bytes, data: bytes) -> None:
-        transport = self.client.transport
+        client = self.client
+        assert client is not None  # set for the exchange in progress
+        transport = client.transport
         if len(data) < 16384:
             transport.write(head + data if head else data)
             return
@@ -513,6 +527,14 @@ class Pending:
 
 class Client(asyncio.Protocol):
     """One client connection: parses requests in order and serves them one at a time."""
+
+    # The request being read, set by on_message_begin.
+    head_seen: int  # head bytes received
+    url: list[bytes]
+    headers: list[tuple[bytes, bytes]]
+    body: list[bytes]
+    body_size: int
+    deadline: float  # loop time at which the current wait (head and body, or idle) runs out
 
     def __init__(self, server: Server) -> None:
         self.server, self.limits, self.loop = server, server.limits, server.loop
@@ -652,15 +674,16 @@ class Client(asyncio.Protocol):
     async def serve(self, pending: Pending) -> bool:
         """Answers one request; False when the connection must close after it."""
         self.keep_alive, self.http11 = pending.keep_alive, pending.http11
-        if pending.refusal is not None:
+        request = pending.request
+        if request is None:  # a refusal answered in order
             self.send_error(*pending.refusal)
             return False
         try:
-            return await self.route(pending.request)
+            return await self.route(request)
         except Reject as reject:
             return self.send_error(reject.status, reject.type, reject.message, reject.retry_after)
         except Exception:
-            log.exception("the gateway's handler failed on %s %s", pending.request.method, pending.request.path)
+            log.exception("the gateway's handler failed on %s %s", request.method, request.path)
             return self.send_error(500, "internal_error", "the gateway failed on this request; see its log")
 
     async def route(self, request: Request) -> bool:

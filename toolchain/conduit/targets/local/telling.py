@@ -17,17 +17,26 @@ from typing import Any
 
 from conduit.targets.local.runtime import Front, RevisionRuntime
 
+# The state file is padded to a multiple of this, so that on a full disk the next state can still
+# be written over its own blocks (a restarted gateway adopts replicas from it: it must not go stale).
+STATE_SLACK = 64 * 1024
+
 
 def state_file(home: Path) -> Path:
     return home / "run" / "gateway" / "state.json"
 
 
 def read_state(home: Path) -> dict[str, Any]:
-    """What the running gateway last wrote ({} when none ever ran or the file is unreadable)."""
-    try:
-        return json.loads(state_file(home).read_text())
-    except (OSError, ValueError):
-        return {}
+    """What the running gateway last wrote ({} when none ever ran or the file is unreadable). A
+    read that met an overwrite in place (full disk) is read again."""
+    for _ in range(3):
+        try:
+            return json.loads(state_file(home).read_text())
+        except OSError:
+            return {}
+        except ValueError:
+            time.sleep(0.01)
+    return {}
 
 
 def deployment_state(front: Front) -> str:
@@ -91,9 +100,27 @@ def write_state(home: Path, port: int, fronts: dict[str, Front], runtimes: Itera
     }
     path = state_file(home)
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(state, indent=1).encode()
+    padded = text.ljust(-(-len(text) // STATE_SLACK) * STATE_SLACK)  # JSON ignores trailing spaces
     staging = path.with_suffix(".tmp")
-    staging.write_text(json.dumps(state, indent=1))
-    os.replace(staging, path)
+    try:
+        staging.write_bytes(padded)
+        os.replace(staging, path)
+    except OSError:  # a full disk: overwrite the file in place, within the room its padding keeps
+        staging.unlink(missing_ok=True)
+        overwrite_in_place(path, padded)
+
+
+def overwrite_in_place(path: Path, data: bytes) -> None:
+    """Write `data` over the file's own blocks (no new ones are needed while it fits its size)."""
+    size = path.stat().st_size
+    if len(data.rstrip()) > size:
+        raise OSError(28, "no room in the state file for the new state")
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, data[:size].ljust(size), 0)
+    finally:
+        os.close(fd)
 
 
 def metrics_text(runtime: RevisionRuntime, now: float) -> str:
