@@ -144,6 +144,22 @@ def test_python_version_picks_that_interpreter(pypi, tmp_path):
     assert run_in(environment, "import sys, humanize; print('%d.%d' % sys.version_info[:2])") == "3.12"
 
 
+def test_a_pin_too_new_for_python_version_says_which_python_it_needs(pypi, home, tmp_path):
+    """numpy 2.4 needs Python 3.11: a Bento pinning it (as one rendered here does) cannot serve on 3.9,
+    and the message says so rather than asking to change a requirement the user never wrote."""
+    try:
+        find_python("3.9", uv_binary())
+    except DeployError:
+        pytest.skip("no Python 3.9 is installed here")
+    with pytest.raises(DeployError) as caught:
+        ensure(bento(tmp_path, "numpy==2.4.6"), "3.9", progress=lambda _: None)
+    assert str(caught.value) == (
+        "the environment could not be made: numpy==2.4.6 (the version the model was saved with, or the one installed "
+        "where the Bento was rendered) needs Python>=3.11, and python_version is 3.9 (hint: set python_version to 3.11 "
+        "or later, or save the model again under Python 3.9)"
+    )
+
+
 def test_a_missing_interpreter_says_how_to_get_one(home, tmp_path, monkeypatch):
     missing = "3.9" if own_version() != "3.9" else "3.10"
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))

@@ -1,4 +1,7 @@
-"""`conduit logs NAME [-n N] [--revision R] [-f]`: the last lines of a revision's server log.
+"""`conduit logs NAME [-n N] [--revision R] [-f] [--gateway]`: the last lines of a revision's server log.
+
+`--gateway`: instead, the gateway's lines about NAME (`$CONDUIT_HOME/logs/gateway.log`): replicas
+started, ready, drained, crashed and restarted, revisions promoted or failed.
 
 With `-f` it goes on printing what the server appends, as `tail -f` does; following the serving
 revision (no `--revision`), it moves on to the next revision's log when a redeploy or rollback
@@ -26,11 +29,15 @@ POLL_S = 0.25  # how often an idle follower looks for more lines (tail -f looks 
 @click.option("-n", "--lines", default=50, show_default=True, type=click.IntRange(min=1), help="How many lines.")
 @click.option("--revision", type=int, default=None, help="A revision other than the serving one.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (and the next revision's, after a redeploy).")
-def command(name: str, lines: int, revision: Optional[int], follow: bool) -> int:
+@click.option("--gateway", is_flag=True, help="The gateway's lines about NAME (scaling, restarts, promotions) instead.")
+def command(name: str, lines: int, revision: Optional[int], follow: bool, gateway: bool) -> int:
     """Print the end of the serving (or given) revision's log."""
     from conduit import targets
 
     target = targets.get("local")
+    if gateway:
+        click.echo(gateway_lines(name, lines, follow or revision is not None))
+        return 0
     path = target.log_path(name, revision)
     with open_log(path) as handle:
         click.echo(last_lines(handle, lines))
@@ -39,6 +46,21 @@ def command(name: str, lines: int, revision: Optional[int], follow: bool) -> int
             with contextlib.suppress(KeyboardInterrupt):
                 follow_log(handle, current)
     return 0
+
+
+def gateway_lines(name: str, lines: int, refused: bool) -> str:
+    from conduit.errors import UsageError
+    from conduit.store import Store
+
+    if refused:
+        raise UsageError("--gateway shows the gateway's lines about NAME; it takes neither -f nor --revision")
+    store = Store()
+    store.require(name)
+    path = store.home / "logs" / "gateway.log"
+    about = f"[conduit gateway] {name} ".encode()
+    with open_log(path) as handle:  # streamed: the gateway's log holds every deployment's lines
+        kept = deque((raw.decode("utf-8", "replace").rstrip("\n") for raw in handle if raw.startswith(about)), maxlen=lines)
+    return "\n".join(kept)
 
 
 def open_log(path: Path) -> BinaryIO:

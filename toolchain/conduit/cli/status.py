@@ -89,7 +89,8 @@ def text(status) -> str:
     if serving is not None:
         lines.append(f"revision:  {serving.revision} ({serving.tag})")
         lines.append(f"replicas:  {status.replicas_ready} ready, {status.replicas_desired} desired ({scaling_text(serving.settings)})")
-        lines.append(f"last request: {iso_time(status.last_request_at) or 'none yet'}")
+        last = iso_time(status.last_request_at) or ("none yet" if status.gateway_port else "unknown (the gateway is not running)")
+        lines.append(f"last request: {last}")
     if status.manifest_path:
         lines.append(f"manifest:  {status.manifest_path}")
     if status.warnings:

@@ -19,6 +19,11 @@ from conduit.errors import DeployError
 INSTALL_TIMEOUT_S = 1800  # a cold cache downloading torch takes minutes
 VENV_TIMEOUT_S = 120
 PACKAGE_NOT_FOUND = re.compile(r"Because (\S+?)(?:[=<>!~].*)? was not found in the package registry")
+# A pin (the artifact's library version, or the one installed where the Bento was rendered) that
+# the chosen python_version is too old for: uv words it as below.
+PYTHON_TOO_OLD = re.compile(
+    r"current Python version \((\d+\.\d+)[.\d]*\) does not satisfy Python>=(\d+\.\d+)[.\d]* and (\S+?)==(\S+) depends on"
+)
 
 
 def uv_binary() -> str:
@@ -62,6 +67,14 @@ def failure_line(stderr: str) -> str:
         return (
             f"the environment could not be made: package '{missing.group(1)}' was not found in the package registry "
             "(hint: fix its name or version in requirements_file)"
+        )
+    too_old = PYTHON_TOO_OLD.search(" ".join(stderr.split()))
+    if too_old:
+        python, needed, name, version = too_old.groups()
+        return (
+            f"the environment could not be made: {name}=={version} (the version the model was saved with, or the one "
+            f"installed where the Bento was rendered) needs Python>={needed}, and python_version is {python} "
+            f"(hint: set python_version to {needed} or later, or save the model again under Python {python})"
         )
     return f"the environment could not be made: {_cause(stderr)} (hint: change the requirement it names)"
 

@@ -409,7 +409,8 @@ def rollback(name: str, to: Optional[int] = None, progress: Progress = print) ->
 
 
 def delete(name: str, progress: Progress = print) -> None:
-    """Stop every replica of the deployment and forget it (logs and built Bentos are kept)."""
+    """Stop every replica of the deployment and forget it (built Bentos are kept, and its logs, in
+    `logs/deleted/`; its prediction log stays where it is, and a new deployment of the name adds to it)."""
     store = Store()
     with store.lock(name):
         store.require(name)
@@ -418,6 +419,7 @@ def delete(name: str, progress: Progress = print) -> None:
         store.remove_deployment(name)
         stopped = wait_replicas_stopped(store, name, revisions)
         shutil.rmtree(metrics_dir(store, name), ignore_errors=True)
+        archive_logs(store, revisions)
         if not store.deployments():
             stop_gateway(store)
     # Replicas, not processes (a replica is a leader and its workers); processes found by their
@@ -425,6 +427,22 @@ def delete(name: str, progress: Progress = print) -> None:
     count = len(running) or min(stopped, 1)
     what = f"stopped {count} replica{'s' if count != 1 else ''}" if count else "it had no replica running, so nothing was stopped"
     progress(f"🗑️  Deleted {name}: {what}")
+
+
+def archive_logs(store: Store, revisions: list[Revision]) -> Optional[Path]:
+    """Move the deployment's logs aside (`logs/deleted/<name>-<time>/`): a deployment applied again
+    under the same name numbers its revisions from 1, and must not append to the old ones' logs."""
+    logs = [Path(r.log_path) for r in revisions if r.log_path and Path(r.log_path).exists()]
+    if not logs:
+        return None
+    folder = logs_dir(store) / "deleted" / f"{revisions[0].name}-{time.strftime('%Y%m%dT%H%M%S')}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for log in logs:
+            os.replace(log, folder / log.name)
+    except OSError:  # a full disk, say: the logs stay where they are
+        return None
+    return folder
 
 
 def replicas_of(store: Store, name: str) -> list[dict[str, Any]]:

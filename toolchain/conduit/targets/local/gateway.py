@@ -42,7 +42,6 @@ from typing import Any, Optional
 
 from conduit.errors import Unauthorized
 from conduit.paths import conduit_home, keep_private
-from conduit.serving.auth import KeyCheck
 from conduit.store import InvalidTransition, Store
 from conduit.targets.local import processes, proxy, telling
 from conduit.targets.local.replicas import Launcher, ReplicaSpec, Started, answers_ready
@@ -369,9 +368,13 @@ class Gateway:
         if rest == "metrics":
             return proxy.Answer(200, await self.metrics(runtime), "text/plain; version=0.0.4")
         if rest != "predict":
-            return self.forward_if_ready(runtime, "/" + rest + (f"?{query}" if query else ""))
+            # BentoML's /docs redirects to its Swagger page at "/", which is this deployment's root here.
+            page = "" if rest == "docs" else rest
+            return self.forward_if_ready(runtime, "/" + page + (f"?{query}" if query else ""))
+        if request.method != "POST":
+            raise proxy.Reject(405, "method_not_allowed", f"predict takes POST, not {request.method}")
         try:
-            KeyCheck(runtime.record.key_sha256).verify(request.header(b"authorization"))
+            runtime.key_check.verify(request.header(b"authorization"))
         except Unauthorized as refused:
             if runtime.pick() is None:  # nothing may wake a deployment, or wait behind one, without the key
                 raise proxy.Reject(401, "unauthorized", str(refused)) from None

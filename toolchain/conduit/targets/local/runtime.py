@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Optional
 
+from conduit.serving.auth import KeyCheck
 from conduit.store import Revision
 from conduit.targets.local.autoscaler import Autoscaler
 from conduit.targets.local.replicas import Started
@@ -34,6 +35,7 @@ class RevisionRuntime:
     def __init__(self, record: Revision, now: float) -> None:
         self.record = record
         self.settings = ServeSettings.from_dict(record.settings)
+        self.key_check = KeyCheck(record.key_sha256)  # made once: it is asked on every request
         self.replicas: dict[int, Replica] = {}
         self.numbers = iter(range(1, 1 << 30))
         # A revision being started counts its first replica as needed (it serves for at least one
