@@ -136,3 +136,16 @@ def test_committed_glue_matches_a_fresh_render(name, tmp_path):
         if glue.endswith(".json"):
             old, new = normalised_lock(old), normalised_lock(new)
         assert old == new, f"bentos/{name}/{glue} drifted: {hint}"
+
+
+def test_another_python_keeps_only_the_artifacts_pins(iris, tmp_path):
+    """numpy 2.4 needs Python 3.11: served on another Python than the one rendering, only what the
+    artifact decided (the scikit-learn that pickled it) stays pinned, and the rest is resolved there."""
+    import sklearn
+
+    other = "3.12" if sys.version_info[:2] != (3, 12) else "3.11"
+    lines = (render(iris.model_copy(update={"python_version": other}), tmp_path / "o").path / "requirements.txt").read_text().splitlines()
+    assert f"scikit-learn=={sklearn.__version__}" in lines
+    assert "numpy" in lines and not any(line.startswith("numpy==") for line in lines)
+    same = (render(iris, tmp_path / "s").path / "requirements.txt").read_text().splitlines()
+    assert any(line.startswith("numpy==") for line in same)

@@ -158,6 +158,29 @@ def test_try_it_answers_and_its_prediction_is_looked_up_by_id(page):
     page.wait_for_selector(f"#recent-predictions a.lookup[data-id='{prediction_id}']")
 
 
+def test_a_slow_answer_does_not_overwrite_a_later_ones(page):
+    """A first send held (as while a replica starts), a second answered: the held answer, when it
+    comes, leaves the second's shown."""
+    held = []
+    page.route("**/try", lambda route: held.append(route) if not held else route.continue_())
+    try:
+        page.fill("#try-body", "[[5, 6]]")
+        page.click("#try button[type=submit]")
+        page.wait_for_function("document.getElementById('try-response').innerText.startsWith('Sending')")
+        for _ in range(100):  # the route callback runs while the page is driven
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert try_it(page, "[[7, 8")["status"] == "HTTP 400"
+        with page.expect_response(lambda response: response.url.endswith("/try")) as released:
+            held[0].continue_()
+        released.value.finished()
+        page.evaluate("() => new Promise(done => setTimeout(() => setTimeout(done, 0), 0))")  # its .then chain
+        assert page.inner_text("#try-response").startswith("HTTP 400")
+    finally:
+        page.unroute("**/try")
+
+
 def test_the_charts_have_data(page):
     page.wait_for_function("Number(document.getElementById('chart-rate').dataset.total) > 0")
     page.wait_for_function("Number(document.getElementById('chart-latency').dataset.points) > 0")

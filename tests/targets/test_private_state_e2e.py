@@ -49,8 +49,13 @@ def test_a_real_apply_leaves_nothing_open_to_others(applied: Path):
     home = applied
     assert (home / "conduit.db").is_file() and any((home / "bentoml").rglob("*"))
     assert (home / "run" / "gateway" / "state.json").is_file() and (home / "run" / "gateway" / "keeper.json").is_file()
-    assert any((home / "envs").iterdir())  # the Bento's own environment
+    from conduit.environments import envs_home
+
+    envs = envs_home()  # $CONDUIT_HOME/envs, or the suite's shared $CONDUIT_ENVS
+    assert any(envs.iterdir())  # the Bento's own environment
     assert open_to_others(home) == []
+    # The environments' folders (their packages are public, but not anyone's to change or to list).
+    assert [path for path in (envs, *envs.iterdir()) if path.stat().st_mode & 0o077] == []
 
 
 def test_the_key_is_in_no_file_and_no_environment_and_the_replica_holds_its_hash(applied: Path):

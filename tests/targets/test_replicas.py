@@ -183,7 +183,15 @@ def test_a_zygote_not_safe_to_fork_leaves_the_replica_cold_and_says_why(home, mo
             await until_ready(started)
             assert not started.warm
             assert (await asyncio.to_thread(predict, started.port))[0] == 200
+            # The zygote that can fork nothing is let go (its imports' memory with it), and not started again.
+            (zygote,) = [await spawning for spawning in launcher.zygotes.values()]
+            await asyncio.wait_for(zygote.process.wait(), 30)
+            again = await launcher.start(spec_of(home))
+            assert not again.warm
+            await launcher.stop(again)
+            await launcher.stop(started)
         assert "replica-test-r1-1 starts cold: json was imported before a replica's environment was known" in lines
+        assert sum(line.startswith("starting a zygote") for line in lines) == 1
 
     run(scenario())
 
@@ -315,7 +323,7 @@ def test_start_to_ready_of_iris_warm_cold_and_bare_bentoml_serve(tmp_path, monke
 
     from conduit.build import build
     from conduit.manifest import load
-    from conduit.targets.local.processes import free_port, is_ready, kill_tree
+    from conduit.targets.local.processes import answers_ready, free_port, kill_tree
     from targets.conftest import trained_example
 
     monkeypatch.setenv("CONDUIT_HOME", str(tmp_path / "home"))
@@ -327,7 +335,7 @@ def test_start_to_ready_of_iris_warm_cold_and_bare_bentoml_serve(tmp_path, monke
     bare = subprocess.Popen(serve_command(tag, port), env=serve_env(key_sha256(KEY)), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while not is_ready(port):
+        while not answers_ready(f"http://127.0.0.1:{port}/readyz"):
             assert time.perf_counter() - begun < READY_BOUND_S and bare.poll() is None
             time.sleep(0.02)
         timings["bentoml serve"] = time.perf_counter() - begun

@@ -120,12 +120,14 @@
   }
 
   function wireDeploymentPage() {
+    var sent = 0;  // a slow answer (a replica starting) must not overwrite a later send's
     document.getElementById("try").addEventListener("submit", function (event) {
       event.preventDefault();
       var out = document.getElementById("try-response");
+      var mine = ++sent;
       out.textContent = "Sending…";
       postJSON(base() + "/try", { body: document.getElementById("try-body").value }).then(function (answer) {
-        if (!answer) { return; }
+        if (!answer || mine !== sent) { return; }
         var shown = answer.data.status_code !== undefined ? answer.data : { status_code: answer.status, data: answer.data };
         out.textContent = "HTTP " + shown.status_code + "\n" + JSON.stringify(shown.data, null, 1);
         out.dataset.status = String(shown.status_code);

@@ -123,6 +123,7 @@ class Zygote:
         self.process = process
         self.control = control
         self.ready: asyncio.Future = asyncio.get_running_loop().create_future()  # -> why unsafe, or None
+        self.unsafe: Optional[str] = None  # why it could fork nothing, once it said so (then it is gone)
         self.pending: dict[int, asyncio.Future] = {}  # order id -> (pid, exit code future)
         self.exits: dict[int, asyncio.Future] = {}  # replica pid -> its exit code; None once the zygote is gone
         self.ids = itertools.count(1)
@@ -174,6 +175,9 @@ class Zygote:
     def _take(self, message: dict) -> None:
         if "ready" in message:
             self.ready.set_result(message["unsafe"])
+            if message["unsafe"]:  # it can fork nothing: let it go (torch's threads), but keep saying why
+                self.unsafe = message["unsafe"]
+                self.process.terminate()  # it forked nothing, so nothing of it is left
         elif "exit" in message:
             self.exits.pop(message["exit"]).set_result(message["code"])
         elif "pid" in message:
@@ -184,7 +188,8 @@ class Zygote:
 
     @property
     def alive(self) -> bool:
-        return not self.reader.done()
+        """Serving orders, or gone because it could fork nothing (then not started again)."""
+        return not self.reader.done() or self.unsafe is not None
 
     async def close(self) -> None:
         """Close its end: the zygote exits (its replicas keep running)."""
