@@ -274,16 +274,18 @@ def test_scales_to_zero_then_a_held_request_wakes_it(zero, home):
     assert metric(zero, "conduit_gateway_held_wait_seconds_total") > 0
 
 
-def test_an_unauthenticated_request_does_not_wake_a_deployment(zero):
+def test_an_unauthenticated_request_does_not_wake_a_deployment(zero, home):
     wait_for(lambda: status("zero").state == "scaled to zero" and not replicas("zero"), 60)
     cold_starts = metric(zero, "conduit_gateway_cold_starts_total")
+    log_before = len(gateway_log(home))
     for key in (None, "not-the-key"):
         status_code, body = predict(zero, key=key)
         assert (status_code, body["error"]["type"]) == (401, "unauthorized")
     time.sleep(1.0)  # several of the gateway's control ticks: a raised demand would start a replica by now
     assert metric(zero, "conduit_gateway_cold_starts_total") == cold_starts
     assert metric(zero, "conduit_gateway_queue_length") == 0
-    assert status("zero").state == "scaled to zero" and replicas("zero") == []
+    assert "zero revision 1: replica" not in gateway_log(home)[log_before:]  # none started, none drained
+    wait_for(lambda: status("zero").state == "scaled to zero" and not replicas("zero"), 60)
 
 
 def test_a_flood_of_idle_connections_does_not_lock_out_a_request(zero):

@@ -214,7 +214,7 @@ class Gateway:
         live = runtime.live()
         if len(live) < desired and now >= runtime.next_start_at:
             for _ in range(desired - len(live)):
-                self.launch(runtime)
+                self.launch(runtime, f"{desired} wanted for {runtime.demand()} in flight, {len(live)} running")
         elif len(live) > desired:
             surplus = sorted(live, key=lambda r: (r.state == "ready", r.in_flight, -r.number))
             for replica in surplus[: len(live) - desired]:
@@ -232,7 +232,7 @@ class Gateway:
         """A revision not yet serving: its first replicas start; too long without ready fails it."""
         wanted = max(1, runtime.settings.min_replicas)
         for _ in range(wanted - len(runtime.replicas)):
-            self.launch(runtime)
+            self.launch(runtime, "a new revision")
         if now - runtime.created > runtime.settings.ready_timeout_s:
             self.fail(runtime, f"not ready after {runtime.settings.ready_timeout_s:.0f}s")
 
@@ -241,11 +241,13 @@ class Gateway:
             if replica.state == "draining" and replica.in_flight == 0 and not replica.stopping:
                 self.stop(runtime, replica)
 
-    def launch(self, runtime: RevisionRuntime) -> None:
+    def launch(self, runtime: RevisionRuntime, why: str) -> None:
         replica = Replica(next(runtime.numbers))
         runtime.replicas[replica.number] = replica
-        if runtime.promoted and not runtime.ready():
+        cold = runtime.promoted and not runtime.ready()
+        if cold:
             runtime.counters["cold_starts"] += 1
+        say(f"{runtime.name} revision {runtime.number}: replica {replica.number} starts ({why}{'; a cold start' if cold else ''})")
         asyncio.ensure_future(self.run_replica(runtime, replica))
         self.dirty = True
 
