@@ -201,9 +201,6 @@ class Store:
                 db.execute("UPDATE deployments SET manifest_path = ? WHERE name = ?", (manifest_path, name))
         return self.require(name)
 
-    def update_deployment(self, name: str, **fields: object) -> None:
-        self._update("deployments", "name = ?", (name,), fields, {"port", "router_pid", "manifest_path"})
-
     def remove_deployment(self, name: str) -> None:
         with self._db() as db:
             db.execute("DELETE FROM deployments WHERE name = ?", (name,))

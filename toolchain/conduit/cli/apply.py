@@ -68,10 +68,9 @@ class Deployer:
         self.target, self.flavour = target, flavour
 
     def apply(self, path: Path) -> None:
-        with self.target.warm_up():  # the local target starts the next revision meanwhile
-            manifest, warnings = validated(path, self.target.name, self.flavour)
-            where = str(Path(path).resolve())
-            endpoint = self.target.apply(manifest, manifest_path=where, warnings=warnings, progress=click.echo)
+        manifest, warnings = validated(path, self.target.name, self.flavour)
+        where = str(Path(path).resolve())
+        endpoint = self.target.apply(manifest, manifest_path=where, warnings=warnings, progress=click.echo)
         click.echo(f"🌍 Endpoint: {endpoint}")
 
     def follow(self, entry) -> None:

@@ -15,7 +15,6 @@ The targets themselves live apart and are imported only by `get`, so importing t
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,10 +37,6 @@ class Target:
     does not offer it; a target overrides the ones it does."""
 
     name = ""
-
-    def warm_up(self) -> contextlib.AbstractContextManager:
-        """Entered before the manifest is loaded, so a target may start slow work meanwhile."""
-        return contextlib.nullcontext()
 
     def apply(
         self,

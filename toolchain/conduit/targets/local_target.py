@@ -1,15 +1,10 @@
 """The local target behind the `conduit.targets.Target` interface: a thin adapter over the module
 functions of `conduit.targets.local`, whose signatures stay that module's own. It imports that
 module (and with it the store and the serving code) only when an operation runs.
-
-While `conduit.targets.local` still has a standby (`next_revision_standby`: the next revision's
-process, started before validating so that it imports BentoML on another core meanwhile),
-`warm_up` starts it and `apply` hands it on; once that module has none, both simply do without.
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,23 +21,7 @@ class LocalTarget(Target):
     name = "local"
 
     def __init__(self) -> None:
-        self._standby: Any = None
         self._store: Any = None  # opened once for a log follower, which asks several times a second
-
-    def warm_up(self) -> contextlib.AbstractContextManager:
-        local = _local()
-        if not hasattr(local, "next_revision_standby"):
-            return contextlib.nullcontext()
-        return self._holding(local.next_revision_standby())
-
-    @contextlib.contextmanager
-    def _holding(self, starting: contextlib.AbstractContextManager) -> Iterator[None]:
-        with starting as standby:
-            self._standby = standby
-            try:
-                yield
-            finally:
-                self._standby = None
 
     def apply(
         self,
@@ -53,10 +32,7 @@ class LocalTarget(Target):
         progress: Progress = print,
         api_key: Optional[str] = None,
     ) -> str:
-        handed = {"standby": self._standby} if self._standby is not None else {}
-        deployment = _local().apply(
-            manifest, api_key=api_key, progress=progress, manifest_path=manifest_path, warnings=warnings, **handed
-        )
+        deployment = _local().apply(manifest, api_key=api_key, progress=progress, manifest_path=manifest_path, warnings=warnings)
         return deployment.endpoint
 
     def delete(self, name: str, progress: Progress = print) -> None:

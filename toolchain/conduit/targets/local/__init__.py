@@ -180,11 +180,17 @@ def stop_gateway(store: Store) -> None:
     keeper_file(store).unlink(missing_ok=True)
 
 
+def gateway_now(store: Store) -> tuple[Optional[dict[str, Any]], dict[str, Any]]:
+    """(`running_gateway`, what that gateway last wrote: {} when none runs), read once."""
+    from conduit.targets.local.telling import read_state  # not gateway.py: no proxy to import
+
+    running = running_gateway(store)
+    return running, (read_state(store.home) if running is not None else {})
+
+
 def gateway_view(store: Store) -> dict[str, Any]:
     """What the gateway last wrote, when it runs ({} otherwise)."""
-    from conduit.targets.local.gateway import read_state
-
-    return read_state(store.home) if running_gateway(store) is not None else {}
+    return gateway_now(store)[1]
 
 
 def without_plain_key() -> dict[str, str]:
@@ -452,8 +458,8 @@ def replicas_of(store: Store, name: str) -> list[dict[str, Any]]:
 def replicas_running(store: Store, name: str) -> list[dict[str, Any]]:
     """The replicas of `name` the gateway last wrote down whose process still runs: also those
     a gateway killed outright left serving (then nobody else would count them)."""
-    from conduit.targets.local.gateway import read_state
     from conduit.targets.local.replicas import Started, is_same_process
+    from conduit.targets.local.telling import read_state
 
     rows = [row for row in read_state(store.home).get("replicas", []) if row["name"] == name]
     return [row for row in rows if is_same_process(Started(row["pid"], row["port"], row["warm"], row["create_time"]))]
@@ -543,11 +549,12 @@ UNSUPERVISED = "the gateway's keeper is gone, so nothing restarts the gateway if
 LOW_SPACE_BYTES = 1 << 20
 
 
-def status(name: str, store: Store | None = None) -> DeploymentStatus:
+def status(name: str, store: Store | None = None, gateway: Optional[tuple] = None) -> DeploymentStatus:
+    """`gateway`: `gateway_now(store)` when the caller has it (`statuses` reads it once for all)."""
     store = store or Store()
     record = store.require(name)
-    running = running_gateway(store)
-    view = gateway_view(store).get("deployments", {}).get(name, {}) if running else {}
+    running, state = gateway if gateway is not None else gateway_now(store)
+    view = state.get("deployments", {}).get(name, {})
     return DeploymentStatus(
         record=record,
         revisions=store.revisions(name),
@@ -571,7 +578,8 @@ def space_left_problem(store: Store) -> Optional[str]:
 
 def statuses() -> list[DeploymentStatus]:
     store = Store()
-    return [status(record.name, store) for record in store.deployments()]
+    gateway = gateway_now(store)
+    return [status(record.name, store, gateway) for record in store.deployments()]
 
 
 def log_path(name: str, revision: Optional[int] = None, store: Optional[Store] = None) -> Path:
@@ -589,10 +597,3 @@ def log_path(name: str, revision: Optional[int] = None, store: Optional[Store] =
     if chosen is None or not chosen.log_path:
         raise UsageError(f"{name} has no log yet")
     return Path(chosen.log_path)
-
-
-def in_words(items: Sequence[str]) -> str:
-    """`a`, `a and b`, `a, b and c`."""
-    *rest, last = items
-    return f"{', '.join(rest)} and {last}" if rest else last
-
